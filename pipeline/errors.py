@@ -1,0 +1,22 @@
+"""Errors stylereel raises on purpose; each message names the file it is about.
+
+The CLI turns any `StylereelError` into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class StylereelError(Exception):
+    """Base class for every error a user can cause and fix."""
+
+
+class InputError(StylereelError):
+    """An input file or folder is missing, unreadable or not what it claims to be."""
+
+
+class OutputError(StylereelError):
+    """An output cannot be written (exists, folder missing, not writable, disk full)."""
+
+
+class ConfigError(StylereelError):
+    """A config file or option value is invalid."""
