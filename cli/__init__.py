@@ -1,0 +1,1 @@
+"""stylereel's command line: parses arguments, calls `stylereel.pipeline.run`, renders progress."""

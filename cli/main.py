@@ -1,0 +1,148 @@
+"""`stylereel video | frames | image`: the Typer app.
+
+The CLI keeps no defaults of its own: every option left unset keeps the value of `--config` (or of
+the `Config` dataclass), so presets and flags compose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from stylereel.pipeline import run
+from stylereel.pipeline.config import Device, Flow, Init, Optimizer, load_config
+from stylereel.pipeline.errors import StylereelError
+
+from .progress import ProgressView, print_summary
+
+app = typer.Typer(
+    help="Paint videos, frame folders and images in the style of an artwork.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ContentFile = Annotated[Path, typer.Argument(exists=False, dir_okay=False, show_default=False)]
+Styles = Annotated[list[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.")]
+ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML preset, e.g. configs/preview.toml.")]
+StyleBlend = Annotated[Optional[list[float]], typer.Option("--style-blend", help="Weight of each style image, in order.")]
+StyleScale = Annotated[Optional[float], typer.Option(help="Style image long side as a multiple of the content's.")]
+MaxSide = Annotated[Optional[int], typer.Option(help="Long side of the working resolution in pixels.")]
+Iterations = Annotated[Optional[int], typer.Option(help="Iterations for each frame after the first.")]
+FirstIterations = Annotated[Optional[int], typer.Option(help="Iterations for the first frame (and images).")]
+ContentWeight = Annotated[Optional[float], typer.Option(help="Weight of the content loss.")]
+StyleWeight = Annotated[Optional[float], typer.Option(help="Weight of the style loss.")]
+TvWeight = Annotated[Optional[float], typer.Option(help="Weight of the total-variation loss.")]
+TemporalWeight = Annotated[Optional[float], typer.Option(help="Weight of the temporal loss (0 = off).")]
+InitOption = Annotated[Optional[Init], typer.Option("--init", help="How frames after the first start.")]
+FlowOption = Annotated[Optional[Flow], typer.Option("--flow", help="Optical flow method.")]
+OptimizerOption = Annotated[Optional[Optimizer], typer.Option("--optimizer", help="Pixel optimiser.")]
+LearningRate = Annotated[Optional[float], typer.Option(help="Optimiser step size.")]
+DeviceOption = Annotated[Optional[Device], typer.Option("--device", help="auto = CUDA, then MPS, then CPU.")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed; same seed and device give the same result.")]
+MaxFrames = Annotated[Optional[int], typer.Option(help="Stylize only the first N frames.")]
+Crf = Annotated[Optional[int], typer.Option(help="H.264 quality: 0 lossless .. 51 worst.")]
+Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+ERROR_EXIT = 2
+RUN_OPTIONS = (
+    "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
+    "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
+    "device", "seed", "max_frames", "crf", "weights",
+)
+
+
+@app.callback()
+def main(ctx: typer.Context, debug: Debug = False) -> None:
+    """Paint videos, frame folders and images in the style of an artwork."""
+    ctx.obj = {"debug": debug}
+
+
+def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, options: dict) -> None:
+    """Build the config from --config and flags, run `entry` with a progress view, map errors to exit 2."""
+    console = Console(stderr=True)
+    debug = options["debug"] or (ctx.obj or {}).get("debug", False)
+    try:
+        overrides = {name: options[name] for name in RUN_OPTIONS if name in options}
+        overrides["style_blend"] = tuple(overrides["style_blend"]) if overrides.get("style_blend") else None
+        overrides["weights"] = str(overrides["weights"]) if overrides.get("weights") else None
+        config = load_config(options["config"], **overrides)
+        with ProgressView(quiet=options["quiet"], console=console) as view:
+            summary = entry(content, options["style"], output, config, overwrite=options["overwrite"],
+                            stats=options["stats"], callback=view.handle)
+        if not options["quiet"]:
+            print_summary(console, summary)
+    except StylereelError as error:
+        if debug:
+            raise
+        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(ERROR_EXIT) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        console.print("[red]interrupted[/]: no output was written", highlight=False)
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def video(
+    ctx: typer.Context,
+    content: ContentFile,
+    style: Styles,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: <input>.stylized.mp4.")] = None,
+    config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
+    max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
+    content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
+    temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
+    optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
+    seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
+    overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Stylize a video into an H.264 MP4, keeping frame timing and audio."""
+    _execute(ctx, run.stylize_video, content, output, locals())
+
+
+@app.command()
+def frames(
+    ctx: typer.Context,
+    content: Annotated[Path, typer.Argument(file_okay=True, show_default=False, help="Folder of frames.")],
+    style: Styles,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the stylized PNG frames.")],
+    config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
+    max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
+    content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
+    temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
+    optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
+    seed: Seed = None, max_frames: MaxFrames = None, weights: Weights = None,
+    overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Stylize a folder of frames (natural order) into a folder of PNGs with the same names."""
+    _execute(ctx, run.stylize_frames, content, output, locals())
+
+
+@app.command()
+def image(
+    ctx: typer.Context,
+    content: ContentFile,
+    style: Styles,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image (format from its suffix).")],
+    config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
+    max_side: MaxSide = None, first_iterations: FirstIterations = None,
+    content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
+    optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
+    seed: Seed = None, weights: Weights = None,
+    overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Stylize one image."""
+    _execute(ctx, run.stylize_image, content, output, locals())
+
+
+if __name__ == "__main__":
+    app()

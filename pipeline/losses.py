@@ -1,0 +1,46 @@
+"""Loss functions of Gatys et al. 2015 and Ruder et al. 2016, as plain tensor functions.
+
+Convention: features are (B, C, H, W); images are (B, 3, H, W) RGB in [0, 1]. Every loss is a mean,
+not a sum, so its scale does not change with the resolution (departs from Gatys, who sum; it only
+rescales the weights alpha and beta).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Gram matrix of (B, C, H, W) features, divided by H * W: (B, C, C).
+
+    Gatys eq. 3 with the 1/M_l of eq. 4 folded in, so Grams of different image sizes compare.
+    """
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)  # (B, C, M)
+    return flat @ flat.transpose(1, 2) / (h * w)  # (B, C, C)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Mean squared difference of feature maps (Gatys eq. 1, as a mean)."""
+    return (features - target).pow(2).mean()
+
+
+def style_loss(gram: Tensor, target: Tensor) -> Tensor:
+    """Mean squared difference of Gram matrices (Gatys eq. 4: the 1/(4 N^2) is the mean, less 1/4)."""
+    return (gram - target).pow(2).mean()
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Total variation: mean squared difference of horizontally and vertically adjacent pixels."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def temporal_loss(image: Tensor, warped: Tensor, mask: Tensor) -> Tensor:
+    """Ruder et al. 2016 eq. 7: mask-weighted squared difference to the warped previous frame.
+
+    `mask` is (B, 1, H, W) in [0, 1] (0 at disocclusions and motion boundaries). Ruder divide by the
+    number of pixels D; we take the mean over pixels and channels, which is D * 3.
+    """
+    return (mask * (image - warped).pow(2)).mean()
