@@ -1,0 +1,66 @@
+"""Config: paper defaults, presets, overrides and errors naming the file and key."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from stylereel.pipeline.config import Config, Init, Optimizer, load_config
+from stylereel.pipeline.errors import ConfigError
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+def test_defaults_are_gatys():
+    config = Config()
+    assert config.content_layer == "conv4_2"
+    assert config.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    assert config.style_layer_weights == (1.0, 0.75, 0.2, 0.2, 0.2)
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.toml")))
+def test_every_preset_loads(preset):
+    assert isinstance(load_config(CONFIGS / preset), Config)
+
+
+def test_default_preset_matches_the_dataclass():
+    assert load_config(CONFIGS / "default.toml") == Config()
+
+
+def test_overrides_beat_the_file_and_none_keeps_it(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('iterations = 7\noptimizer = "adam"\n')
+    config = load_config(path, iterations=None, first_iterations=3)
+    assert (config.iterations, config.first_iterations, config.optimizer) == (7, 3, Optimizer.adam)
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text("iteratons = 7\n")
+    with pytest.raises(ConfigError, match=r"typo.toml: unknown key 'iteratons'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text, key", [('iterations = "ten"', "iterations"), ("init = 3", "init"),
+                                       ('init = "sideways"', "init"), ("style_weight = true", "style_weight")])
+def test_wrong_type_names_file_and_key(tmp_path, text, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=rf"bad.toml: key '{key}'"):
+        load_config(path)
+
+
+def test_bad_values_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="iterations must be positive"):
+        load_config(iterations=0)
+    with pytest.raises(ConfigError, match="style_layer_weights has 2 values"):
+        replace(Config(), style_layer_weights=(1.0, 2.0))
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "broken.toml").write_text("iterations = = 3")
+    with pytest.raises(ConfigError, match="broken.toml: not a readable TOML file"):
+        load_config(tmp_path / "broken.toml")
+
+
+def test_enum_values_from_strings():
+    assert load_config(init="prev").init == Init.prev
