@@ -1,0 +1,43 @@
+"""Everything that touches media files: video through PyAV, frame folders and still images.
+
+Convention: the rest of the library sees (1, 3, H, W) float32 RGB tensors in [0, 1]; uint8 (H, W, 3)
+RGB arrays, pts and time bases stay here. `to_tensor` and `to_array` are the only bridge.
+"""
+
+from __future__ import annotations
+
+from .frames import IMAGE_SUFFIXES, FolderFrames, list_frames, natural_key, read_frames
+from .image import fit_size, read_image, to_array, to_tensor, write_image
+from .video import (
+    AUDIO_MODES,
+    VideoFrame,
+    VideoFrames,
+    VideoInfo,
+    VideoWriter,
+    default_output,
+    probe_video,
+    read_video,
+    upright,
+)
+
+__all__ = [
+    "AUDIO_MODES",
+    "IMAGE_SUFFIXES",
+    "FolderFrames",
+    "VideoFrame",
+    "VideoFrames",
+    "VideoInfo",
+    "VideoWriter",
+    "default_output",
+    "fit_size",
+    "list_frames",
+    "natural_key",
+    "probe_video",
+    "read_frames",
+    "read_image",
+    "read_video",
+    "to_array",
+    "to_tensor",
+    "upright",
+    "write_image",
+]

@@ -1,0 +1,164 @@
+"""Synthetic media for the tests: tiny clips with a moving blob, sine-wave audio and odd images.
+
+Every factory writes under the test's `tmp_path` and returns what the reader should find, so tests
+compare against known frames instead of stored files (pytorchvideo's lossless moving-blob video).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+NTSC = Fraction(30000, 1001)  # frames/s
+SAMPLE_RATE = 44100  # Hz
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A generated clip and what decoding it should give back."""
+
+    path: Path
+    frames: list[np.ndarray]  # uint8 (H, W, 3) RGB as encoded (before any display rotation)
+    pts: list[int]  # in time_base units
+    time_base: Fraction  # the one asked of the muxer; it may store another (check times, not units)
+    rate: Fraction | None
+
+
+def blob_frames(size: tuple[int, int], n_frames: int) -> list[np.ndarray]:
+    """(H, W, 3) uint8 frames: a white 8x8 square moving right by 4 px per frame over a dark gradient.
+
+    The top-left 4x4 corner is red in every frame, so rotation and flips are visible.
+    """
+    width, height = size
+    background = np.zeros((height, width, 3), np.uint8)
+    background[..., 2] = np.linspace(0, 96, width, dtype=np.uint8)  # (W,) broadcast over rows
+    frames = []
+    for index in range(n_frames):
+        frame = background.copy()
+        left = (4 * index) % max(1, width - 8)
+        frame[height // 2 - 4 : height // 2 + 4, left : left + 8] = 255
+        frame[:4, :4] = (255, 0, 0)
+        frames.append(frame)
+    return frames
+
+
+def sine(n_samples: int, *, channels: int = 2, frequency: float = 440.0) -> np.ndarray:
+    """float32 (channels, n_samples) sine wave at 0.3 amplitude."""
+    t = np.arange(n_samples) / SAMPLE_RATE
+    return np.tile((0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), (channels, 1))
+
+
+def make_video(
+    path: Path,
+    *,
+    size: tuple[int, int] = (48, 32),
+    n_frames: int = 4,
+    rate: Fraction | None = NTSC,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    codec: str = "libx264",
+    pix_fmt: str | None = None,
+    with_audio: bool = True,
+    audio_codec: str = "aac",
+    rotation: int = 0,
+    full_range: bool = False,
+) -> Clip:
+    """Write a moving-blob clip; `pts` (one per frame) gives variable timing and needs `time_base`.
+
+    Lossless codecs ("png" with rgb24, "ffv1" with bgr0) decode to exactly `Clip.frames`;
+    libx264 runs at crf 0 but its yuv420p still blurs colour edges a little.
+    """
+    frames = blob_frames(size, len(pts) if pts else n_frames)
+    time_base = time_base or (1 / rate if rate else Fraction(1, 1000))
+    pts = pts or [round(index / rate / time_base) for index in range(len(frames))]
+    pix_fmt = pix_fmt or {"png": "rgb24", "ffv1": "bgr0"}.get(codec, "yuv420p")
+    with av.open(str(path), "w") as output:
+        video = output.add_stream(codec, rate=rate, options={"crf": "0"} if codec == "libx264" else {})
+        video.width, video.height, video.pix_fmt = size[0], size[1], pix_fmt
+        video.time_base = video.codec_context.time_base = time_base
+        if rotation:
+            video.set_display_rotation(rotation)
+        if full_range:
+            video.codec_context.color_range = 2
+        audio = _add_audio(output, audio_codec) if with_audio else None
+        for frame, frame_pts in zip(frames, pts):
+            encoded = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if full_range:
+                encoded = encoded.reformat(format=pix_fmt, dst_color_range="JPEG")
+            encoded.pts, encoded.time_base = frame_pts, time_base
+            output.mux(video.encode(encoded))
+        output.mux(video.encode(None))
+        if audio is not None:
+            duration = (pts[-1] * time_base) + (1 / rate if rate else Fraction(1, 10))
+            _write_audio(output, audio, round(duration * SAMPLE_RATE))
+    return Clip(path=path, frames=frames, pts=pts, time_base=time_base, rate=rate)
+
+
+def make_audio(path: Path, *, codec: str = "aac", seconds: float = 0.2) -> Path:
+    """An audio-only file (e.g. `.m4a` with AAC) holding a sine wave."""
+    with av.open(str(path), "w") as output:
+        _write_audio(output, _add_audio(output, codec), round(seconds * SAMPLE_RATE))
+    return path
+
+
+def _add_audio(output: av.container.OutputContainer, codec: str) -> av.AudioStream:
+    return output.add_stream(codec, rate=SAMPLE_RATE, layout="stereo")
+
+
+def _write_audio(output: av.container.OutputContainer, stream: av.AudioStream, n_samples: int) -> None:
+    """Encode a sine wave in 1024-sample frames, then flush."""
+    audio_format = stream.codec_context.format.name
+    samples = sine(n_samples)  # (2, n)
+    for start in range(0, n_samples, 1024):
+        chunk = samples[:, start : start + 1024]
+        if audio_format == "s16":  # packed: (1, n * channels), interleaved
+            chunk = (chunk.T.reshape(1, -1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=audio_format, layout="stereo")
+        frame.sample_rate, frame.pts = SAMPLE_RATE, start
+        output.mux(stream.encode(frame))
+    output.mux(stream.encode(None))
+
+
+def make_image(
+    path: Path, *, size: tuple[int, int] = (32, 24), mode: str = "RGB", **save: object
+) -> np.ndarray:
+    """Save the first blob frame at `size` converted to Pillow `mode`; return the RGB array saved."""
+    array = blob_frames(size, 1)[0]
+    Image.fromarray(array, "RGB").convert(mode).save(path, **save)
+    return array
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height RGB pixels, followed by a tiny bogus IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Clip:
+    """4 frames of 48x32 H.264 at 30000/1001 fps with AAC audio, in .mp4."""
+    return make_video(tmp_path / "clip.mp4")
+
+
+@pytest.fixture
+def lossless_clip(tmp_path: Path) -> Clip:
+    """4 frames of 48x32 FFV1 (bgr0) video in .mkv, decoding to exactly `Clip.frames`; no audio."""
+    return make_video(tmp_path / "lossless.mkv", codec="ffv1", rate=Fraction(25), with_audio=False)
+
+
+@pytest.fixture
+def seeded_rng() -> np.random.Generator:
+    return np.random.default_rng(0)
