@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ContentFile = Annotated[Path, typer.Argument(exists=False, dir_okay=False, show_default=False)]
+ContentFile = Annotated[Path, typer.Argument(metavar="CONTENT", show_default=False, help="Content video or image.")]
 Styles = Annotated[list[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.")]
 ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML preset, e.g. configs/preview.toml.")]
 StyleBlend = Annotated[Optional[list[float]], typer.Option("--style-blend", help="Weight of each style image, in order.")]
@@ -112,7 +112,7 @@ def video(
 @app.command()
 def frames(
     ctx: typer.Context,
-    content: Annotated[Path, typer.Argument(file_okay=True, show_default=False, help="Folder of frames.")],
+    content: Annotated[Path, typer.Argument(metavar="FOLDER", show_default=False, help="Folder of frames.")],
     style: Styles,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the stylized PNG frames.")],
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
@@ -135,13 +135,15 @@ def image(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image (format from its suffix).")],
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
     max_side: MaxSide = None, first_iterations: FirstIterations = None,
+    iterations: Annotated[Optional[int], typer.Option(help="Iterations (default: the config's first_iterations).")] = None,
     content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, weights: Weights = None,
     overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
-    """Stylize one image."""
-    _execute(ctx, run.stylize_image, content, output, locals())
+    """Stylize one image (it gets the first frame's iterations)."""
+    options = locals() | {"first_iterations": iterations or first_iterations, "iterations": None}
+    _execute(ctx, run.stylize_image, content, output, options)
 
 
 if __name__ == "__main__":

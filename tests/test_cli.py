@@ -1,0 +1,109 @@
+"""The command line: a real run, and every bad input giving one line, exit 2 and no output."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_audio, make_image, make_video
+from stylereel.cli.main import app
+from stylereel.pipeline import io
+
+FAST = ["--max-side", "32", "--first-iterations", "3", "--iterations", "2", "--device", "cpu"]
+
+
+@pytest.fixture
+def style(tmp_path: Path) -> Path:
+    path = tmp_path / "style.png"
+    rng = np.random.default_rng(0)
+    io.write_image(path, (rng.random((40, 40, 3)) * 255).astype(np.uint8))
+    return path
+
+
+def _invoke(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_video_command_end_to_end(tmp_path, style):
+    clip = make_video(tmp_path / "clip.mp4", n_frames=3)
+    before = _digest(tmp_path)
+    result = _invoke("video", clip.path, "-s", style, *FAST, "--stats", tmp_path / "stats.json")
+    assert result.exit_code == 0, result.output
+    output = tmp_path / "clip.stylized.mp4"  # the default name, beside the input
+    assert output.exists()
+    assert "done" in result.output and "3 frame(s)" in result.output and "audio: aac" in result.output
+    after = _digest(tmp_path)
+    assert {name: after[name] for name in before} == before  # inputs unchanged
+
+
+def test_quiet_prints_nothing(tmp_path, style):
+    content = tmp_path / "content.png"
+    make_image(content)
+    result = _invoke("image", content, "-s", style, "-o", tmp_path / "out.png", *FAST, "--quiet")
+    assert result.exit_code == 0 and result.output == ""
+
+
+def test_config_preset_and_flags(tmp_path, style):
+    content = tmp_path / "content.png"
+    make_image(content)
+    preset = tmp_path / "p.toml"
+    preset.write_text("max_side = 24\nfirst_iterations = 2\n")
+    result = _invoke("image", content, "-s", style, "-o", tmp_path / "out.png", "-c", preset, "--max-side", "32")
+    assert result.exit_code == 0, result.output
+    assert io.read_image(tmp_path / "out.png").shape == (24, 32, 3)  # the flag beat the preset
+
+
+def _bad_inputs(tmp_path: Path, style: Path) -> dict[str, tuple[list, str]]:
+    """name -> (arguments, words the error line must contain)."""
+    (tmp_path / "notes.mp4").write_text("this is not a video\n")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "noise.mov").write_bytes(np.random.default_rng(0).bytes(4096))
+    make_audio(tmp_path / "song.m4a")
+    clip = make_video(tmp_path / "ok.mp4", n_frames=2).path
+    (tmp_path / "broken.png").write_text("not an image")
+    (tmp_path / "taken.mp4").write_bytes(b"precious")
+    return {
+        "missing input": (["video", tmp_path / "nope.mp4", "-s", style], "nope.mp4: no such file"),
+        "text file": (["video", tmp_path / "notes.mp4", "-s", style], "notes.mp4: not a video"),
+        "empty file": (["video", tmp_path / "empty.mp4", "-s", style], "empty.mp4"),
+        "random bytes": (["video", tmp_path / "noise.mov", "-s", style], "noise.mov"),
+        "audio only": (["video", tmp_path / "song.m4a", "-s", style], "song.m4a: no video stream"),
+        "bad style": (["video", clip, "-s", tmp_path / "broken.png", "-o", tmp_path / "o1.mp4"], "broken.png"),
+        "missing style": (["video", clip, "-s", tmp_path / "gone.png", "-o", tmp_path / "o2.mp4"], "gone.png"),
+        "no out folder": (["video", clip, "-s", style, "-o", tmp_path / "no" / "o.mp4"], "does not exist"),
+        "existing output": (["video", clip, "-s", style, "-o", tmp_path / "taken.mp4"], "already exists"),
+        "bad config": (["video", clip, "-s", style, "-c", tmp_path / "notes.mp4"], "notes.mp4"),
+        "empty folder": (["frames", tmp_path / "nothing", "-s", style, "-o", tmp_path / "f"], "nothing"),
+        "bad image": (["image", tmp_path / "broken.png", "-s", style, "-o", tmp_path / "o.png"], "broken.png"),
+    }
+
+
+def test_every_bad_input_gives_one_line_exit_2_and_no_output(tmp_path, style):
+    (tmp_path / "nothing").mkdir()
+    cases = _bad_inputs(tmp_path, style)
+    before = _digest(tmp_path)
+    for name, (args, words) in cases.items():
+        result = _invoke(*args, *FAST)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2, (name, result.output)
+        assert len(lines) == 1 and words in lines[0] and lines[0].startswith("error:"), (name, result.output)
+        assert "Traceback" not in result.output
+    assert _digest(tmp_path) == before  # nothing written, nothing changed, no partial output
+    assert not (tmp_path / "f").exists()
+
+
+def test_debug_shows_the_exception(tmp_path, style):
+    result = _invoke("--debug", "video", tmp_path / "nope.mp4", "-s", style)
+    assert result.exit_code != 0 and result.exception is not None
+    assert "nope.mp4" in str(result.exception)
+
+
+def test_unknown_choice_is_a_usage_error(tmp_path, style):
+    result = _invoke("video", tmp_path / "x.mp4", "-s", style, "--optimizer", "sgd")
+    assert result.exit_code == 2 and "sgd" in result.output

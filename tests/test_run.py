@@ -1,0 +1,183 @@
+"""End-to-end runs of the library on tiny generated media (real VGG weights, a few iterations)."""
+
+import json
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_image, make_video
+from stylereel.pipeline import io, run
+from stylereel.pipeline.config import Config, Init
+from stylereel.pipeline.errors import InputError, OutputError
+from stylereel.pipeline.losses import gram_matrix, style_loss
+from stylereel.pipeline.model import load_vgg19
+
+TINY = replace(Config(), max_side=32, first_iterations=4, iterations=2, device="cpu")
+
+
+@pytest.fixture
+def style(tmp_path: Path) -> Path:
+    """A 48x48 stripy, saturated image: a style far from the blob clip's statistics."""
+    y, x = np.mgrid[0:48, 0:48]
+    array = np.stack([(np.sin(x / 2.0) > 0) * 255, (np.sin((x + y) / 3.0) > 0) * 200, (y % 8 < 4) * 90], -1)
+    path = tmp_path / "style.png"
+    io.write_image(path, array.astype(np.uint8))
+    return path
+
+
+def _decode(path: Path) -> tuple[list[np.ndarray], list[float], list[str]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [(f.to_ndarray(format="rgb24"), float(f.pts * f.time_base)) for f in container.decode(stream)]
+        kinds = [s.type for s in container.streams]
+    return [f for f, _ in frames], [t for _, t in frames], kinds
+
+
+def test_video_keeps_frames_size_timing_and_audio_and_lowers_style_loss(tmp_path, style):
+    clip = make_video(tmp_path / "clip.mp4", size=(64, 48), n_frames=4)
+    output = tmp_path / "out.mp4"
+    events = []
+    summary = run.stylize_video(clip.path, [style], output, replace(TINY, first_iterations=15),
+                                stats=tmp_path / "stats.json", callback=events.append)
+    frames, times, kinds = _decode(output)
+    assert summary.n_frames == len(frames) == 4
+    assert frames[0].shape == (24, 32, 3)
+    assert times == pytest.approx([float(p * clip.time_base) for p in clip.pts], abs=1e-4)
+    assert kinds == ["video", "audio"]
+    assert any(isinstance(e, run.Notice) and "copied" in e.text for e in events)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
+    # The output's style loss is below the content's, under the run's own model and style Grams.
+    model, config = load_vgg19(), TINY
+    target = gram_matrix(model(io.to_tensor(io.read_image(style, max_side=32)), ("conv1_1",))["conv1_1"])
+    content = io.to_tensor(next(iter(io.read_video(clip.path, max_side=32))).image)
+    loss = lambda image: style_loss(gram_matrix(model(image, ("conv1_1",))["conv1_1"]), target).item()
+    assert loss(io.to_tensor(frames[0])) < loss(content)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["n_frames"] == 4 and stats["device"] == "cpu" and (stats["width"], stats["height"]) == (32, 24)
+    assert [f["iterations"] for f in stats["frames"]] == [15, 2, 2, 2]
+    assert {"index", "seconds", "losses"} <= set(stats["frames"][0]) and "style" in stats["frames"][0]["losses"]
+
+
+def test_variable_frame_rate_timestamps_survive(tmp_path, style):
+    clip = make_video(tmp_path / "vfr.mkv", pts=[0, 40, 50, 130], time_base=Fraction(1, 1000), rate=None,
+                      with_audio=False)
+    output = tmp_path / "vfr.mp4"
+    run.stylize_video(clip.path, [style], output, TINY)
+    _, times, kinds = _decode(output)
+    assert times == pytest.approx([0.0, 0.04, 0.05, 0.13], abs=1e-3)
+    assert kinds == ["video"]
+
+
+def _record_inits(monkeypatch) -> list:
+    """Wrap run.stylize_frame to keep (init, result) of every call."""
+    calls = []
+    original = run.stylize_frame
+
+    def spy(model, init, targets, **kwargs):
+        result = original(model, init, targets, **kwargs)
+        calls.append((init.clone(), result, targets))
+        return result
+
+    monkeypatch.setattr(run, "stylize_frame", spy)
+    return calls
+
+
+def test_second_frame_starts_from_the_first_result(tmp_path, style, monkeypatch):
+    calls = _record_inits(monkeypatch)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, array in enumerate(make_video(tmp_path / "c.mkv", codec="ffv1", with_audio=False, n_frames=3).frames):
+        io.write_image(folder / f"{index}.png", array)
+    run.stylize_frames(folder, [style], tmp_path / "out", replace(TINY, init=Init.prev, temporal_weight=0.0))
+    assert len(calls) == 3
+    assert torch.equal(calls[1][0], calls[0][1].image)
+    assert torch.equal(calls[2][0], calls[1][1].image)
+    assert calls[1][2].warped is None  # temporal weight 0: no temporal target
+
+
+def test_prev_warped_start_and_temporal_target_come_from_the_flow(tmp_path, style, monkeypatch):
+    calls = _record_inits(monkeypatch)
+    clip = make_video(tmp_path / "c.mkv", codec="ffv1", with_audio=False, n_frames=2, size=(64, 48))
+    run.stylize_video(clip.path, [style], tmp_path / "o.mp4", TINY)
+    init, _, targets = calls[1]
+    assert torch.equal(init, targets.warped)
+    assert targets.mask.shape == (1, 1, 24, 32)
+    assert not torch.equal(init, calls[0][1].image)  # the blob moved, so the warp changed something
+
+
+def test_scene_cut_restarts_from_the_content(tmp_path, style, monkeypatch):
+    calls = _record_inits(monkeypatch)
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.linspace(0, 255, 32, dtype=np.uint8)[None, :, None], 24, 0).repeat(3, 2)
+    io.write_image(folder / "1.png", smooth)
+    io.write_image(folder / "2.png", smooth)
+    io.write_image(folder / "3.png", (rng.random((24, 32, 3)) * 255).astype(np.uint8))
+    events = []
+    summary = run.stylize_frames(folder, [style], tmp_path / "out", TINY, callback=events.append)
+    assert [f.scene_cut for f in summary.frames] == [False, False, True]
+    assert [f.iterations for f in summary.frames] == [4, 2, 4]
+    assert calls[2][2].warped is None
+    assert any(isinstance(e, run.Notice) and "scene cut" in e.text for e in events)
+
+
+def test_frames_in_natural_order_named_like_inputs(tmp_path, style):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("10.png", "2.jpg", "1.png"):
+        make_image(folder / name, size=(32, 24))
+    (folder / "notes.txt").write_text("not a frame")
+    events = []
+    run.stylize_frames(folder, [style], tmp_path / "out", TINY, callback=events.append)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.png", "10.png", "2.png"]
+    assert any(isinstance(e, run.Notice) and "notes.txt" in e.text for e in events)
+
+
+def test_image_and_several_styles(tmp_path, style):
+    content = tmp_path / "content.png"
+    make_image(content, size=(40, 30))
+    second = tmp_path / "second.jpg"
+    make_image(second, size=(40, 40))
+    output = tmp_path / "out.jpg"
+    summary = run.stylize_image(content, [style, second], output, replace(TINY, style_blend=(2.0, 1.0)))
+    assert summary.n_frames == 1
+    assert io.read_image(output).shape == (24, 32, 3)
+
+
+def test_existing_output_is_refused_before_any_work(tmp_path, style, monkeypatch):
+    monkeypatch.setattr(run, "_prepare", lambda *a, **k: pytest.fail("work started"))
+    content = tmp_path / "content.png"
+    make_image(content)
+    output = tmp_path / "out.png"
+    output.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="out.png: already exists"):
+        run.stylize_image(content, [style], output, TINY)
+    assert output.read_bytes() == b"keep me"
+    with pytest.raises(OutputError, match="output folder does not exist"):
+        run.stylize_image(content, [style], tmp_path / "missing" / "out.png", TINY)
+    with pytest.raises(OutputError, match="is also an input"):
+        run.stylize_image(content, [style], content, TINY, overwrite=True)
+
+
+def test_unreadable_style_names_the_file(tmp_path, style):
+    content = tmp_path / "content.png"
+    make_image(content)
+    bad = tmp_path / "bad.png"
+    bad.write_text("hello")
+    with pytest.raises(InputError, match="bad.png"):
+        run.stylize_image(content, [bad], tmp_path / "out.png", TINY)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_select_device_auto_falls_back_to_cpu():
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert run.select_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no such device"):
+            run.select_device("cuda")
