@@ -6,17 +6,20 @@ the `Config` dataclass), so presets and flags compose.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
 from stylereel.pipeline.config import Device, Flow, Init, Optimizer, load_config
 from stylereel.pipeline.errors import StylereelError
 
-from .progress import ProgressView, print_summary
+from .progress import ProgressView, print_evaluation, print_summary
 
 app = typer.Typer(
     help="Paint videos, frame folders and images in the style of an artwork.",
@@ -80,10 +83,7 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
         if not options["quiet"]:
             print_summary(console, summary)
     except StylereelError as error:
-        if debug:
-            raise
-        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(ERROR_EXIT) from None
+        _fail(console, error, debug)
     except KeyboardInterrupt:
         if debug:
             raise
@@ -144,6 +144,36 @@ def image(
     """Stylize one image (it gets the first frame's iterations)."""
     options = locals() | {"first_iterations": iterations or first_iterations, "iterations": None}
     _execute(ctx, run.stylize_image, content, output, options)
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    content: ContentFile,
+    stylized: Annotated[Path, typer.Argument(metavar="STYLIZED", show_default=False, help="The stylized video.")],
+    style: Annotated[Optional[list[Path]], typer.Option("--style", "-s", help="Also report mean style/content losses.")] = None,
+    config: ConfigPath = None, flow: FlowOption = None, max_frames: MaxFrames = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Measure flicker (warping error) of a stylized video against its content, and its losses."""
+    console = Console(stderr=True)
+    try:
+        settings = load_config(config, flow=flow, max_frames=max_frames)
+        result = evaluation.evaluate_video(content, stylized, style or [], settings)
+    except StylereelError as error:
+        _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(result)))
+    else:
+        print_evaluation(Console(), result)
+
+
+def _fail(console: Console, error: StylereelError, debug: bool) -> None:
+    if debug:
+        raise error
+    console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(ERROR_EXIT) from None
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from stylereel.pipeline.evaluate import Evaluation
 from stylereel.pipeline.optimize import IterationDone
 from stylereel.pipeline.run import Event, FrameDone, FrameStarted, Notice, RunStarted, Summary
 
@@ -78,3 +79,14 @@ def print_summary(console: Console, summary: Summary) -> None:
         f"[bold green]done[/]: {summary.n_frames} frame(s) at {summary.width}x{summary.height} on "
         f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {summary.output}"
     )
+
+
+def print_evaluation(console: Console, result: Evaluation) -> None:
+    """The evaluation as a short aligned report."""
+    ratio = result.warp_error / result.content_warp_error if result.content_warp_error else float("inf")
+    console.print(f"frames compared      {result.n_frames} at {result.width}x{result.height}")
+    console.print(f"warp error           {result.warp_error:.6f}  ({ratio:.2f}x the content's)")
+    console.print(f"content warp error   {result.content_warp_error:.6f}  (the flow's own floor)")
+    if result.style_loss is not None:
+        console.print(f"mean style loss      {result.style_loss:.6g}")
+        console.print(f"mean content loss    {result.content_loss:.6g}")

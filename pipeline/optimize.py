@@ -17,6 +17,8 @@ from .model import VGG19
 
 # Loss values for the progress bar are read (a device sync on a GPU) this often.
 REPORT_EVERY = 5
+# Adam's default step on [0, 1] pixels: about 5/255 per step, large enough to restyle in a few hundred steps.
+ADAM_LEARNING_RATE = 0.02
 
 
 @dataclass(frozen=True)
@@ -80,36 +82,47 @@ def stylize_frame(
 ) -> FrameResult:
     """Optimise the pixels of `init` for `n_iters` iterations and return the result.
 
-    `init` is not modified. Pixels are clamped to [0, 1] after every step (departs from Gatys,
-    who leave them free and clip at the end; clamping keeps the VGG on real images).
+    `init` is not modified. Pixels move freely during the optimisation and the result is clamped
+    to [0, 1], as in Gatys's and Ruder's code: clamping after every step breaks L-BFGS's curvature
+    pairs, and with a strong temporal term that made some frames diverge (measured: README).
+    L-BFGS without a line search is not monotone, so the result is the best point evaluated.
     """
     image = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     optimizer = _make_optimizer(image, config)
+    best = {"loss": image.new_tensor(float("inf")), "image": image.detach().clone()}
 
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = frame_losses(model, image, targets, config)["total"]
         loss.backward()
+        _keep_best(best, loss.detach(), image.detach())
         return loss
 
     for iteration in range(1, n_iters + 1):
         loss = optimizer.step(closure)
-        with torch.no_grad():
-            image.clamp_(0.0, 1.0)
         if callback is not None:
             report = iteration % REPORT_EVERY == 0 or iteration == n_iters
             callback(IterationDone(iteration, n_iters, float(loss.detach()) if report else None))
     with torch.no_grad():
-        final = {name: float(value) for name, value in frame_losses(model, image, targets, config).items()}
-    return FrameResult(image.detach(), n_iters, final)
+        _keep_best(best, frame_losses(model, image, targets, config)["total"], image.detach())
+        result = best["image"].clamp(0.0, 1.0)
+        final = {name: float(value) for name, value in frame_losses(model, result, targets, config).items()}
+    return FrameResult(result, n_iters, final)
+
+
+def _keep_best(best: dict[str, Tensor], loss: Tensor, image: Tensor) -> None:
+    """Remember the lowest-loss image without a device sync (no Python branch on a tensor)."""
+    better = loss < best["loss"]
+    best["image"] = torch.where(better, image, best["image"])
+    best["loss"] = torch.minimum(loss, best["loss"])
 
 
 def _make_optimizer(image: Tensor, config: Config) -> torch.optim.Optimizer:
     if config.optimizer == Optimizer.adam:
-        return torch.optim.Adam([image], lr=config.learning_rate)
+        return torch.optim.Adam([image], lr=config.learning_rate or ADAM_LEARNING_RATE)
     # One L-BFGS iteration per step() call; the curvature history lives in the optimiser's state,
     # so it carries across calls and the loop can report progress after each iteration.
-    return torch.optim.LBFGS([image], lr=config.learning_rate, max_iter=1, history_size=50)
+    return torch.optim.LBFGS([image], lr=config.learning_rate or 1.0, max_iter=1, history_size=50)
 
 
 def content_targets(model: VGG19, content: Tensor, config: Config) -> dict[str, Tensor]:

@@ -117,13 +117,24 @@ def stylize_frames(
     paths, skipped = io.list_frames(folder)
     paths = paths[: config.max_frames]
     targets = [output_dir / (path.stem + ".png") for path in paths]
+    clashes = sorted({target.name for target in targets if targets.count(target) > 1})
+    if clashes:
+        raise InputError(f"{folder}: several frames would be written as {clashes[0]} (same name, other suffix)")
     _check_output_dir(output_dir, targets, overwrite=overwrite, input_dir=folder)
     notices = [Notice(f"skipped {len(skipped)} non-image file(s) in {folder}: "
                       + ", ".join(p.name for p in skipped[:5]))] if skipped else []
-    output_dir.mkdir(exist_ok=True)
-    return _run_images(io.read_frames(paths, max_side=config.max_side), styles, config, callback, stats, output_dir,
-                       lambda index, image: io.write_image(targets[index], image),
-                       n_frames=len(paths), notices=notices)
+    frames = io.read_frames(paths, max_side=config.max_side)
+
+    def write(index: int, image: np.ndarray) -> None:
+        output_dir.mkdir(exist_ok=True)  # only once there is something to put in it
+        io.write_image(targets[index], image)
+
+    summary = _run_images(frames, styles, config, callback, stats, output_dir, write,
+                          n_frames=len(paths), notices=notices)
+    if frames.resized and callback is not None:
+        callback(Notice(f"warning: {len(frames.resized)} frame(s) differ in size from the first and were "
+                        f"resized to match: {', '.join(p.name for p in frames.resized[:5])}"))
+    return summary
 
 
 def stylize_video(
@@ -152,6 +163,8 @@ def stylize_video(
                               lambda index, image: writer.write(image, pts[index]), n_frames=n_frames)
     if callback is not None:
         callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec)))
+        if frames.error:
+            callback(Notice(f"warning: {frames.error}; {summary.n_frames} frame(s) were stylized"))
     if stats is not None:
         _write_stats(stats, summary)
     return summary

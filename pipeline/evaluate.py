@@ -1,0 +1,97 @@
+"""How steady and how stylized a result is: the temporal warping error and mean losses.
+
+Warping error (Lai et al. 2018, "Learning Blind Video Temporal Consistency", E_warp): for each pair
+of consecutive frames, the squared difference between stylized frame t and stylized frame t-1
+warped into t along the *content's* backward flow, averaged over the pixels that Ruder's occlusion
+mask trusts and over the RGB channels, in [0, 1] units; then averaged over the pairs. The same figure
+on the content frames is the floor set by the flow itself: a result cannot be steadier than that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from . import flow, io
+from .config import Config, Flow
+from .errors import InputError
+from .model import load_vgg19
+from .optimize import Targets, content_targets, frame_losses, style_grams
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    n_frames: int  # frames compared (the shorter of the two videos)
+    width: int
+    height: int
+    warp_error: float  # E_warp of the stylized video
+    content_warp_error: float  # E_warp of the content: the flow's own floor
+    style_loss: float | None = None  # mean unweighted style loss per frame (with styles)
+    content_loss: float | None = None  # mean unweighted content loss per frame (with styles)
+
+
+def warp_error(frames: list[np.ndarray], guides: list[np.ndarray], *, method: Flow = Flow.dis) -> float:
+    """Mean masked E_warp of uint8 (H, W, 3) `frames`, using flow and masks from `guides` (same size)."""
+    if len(frames) < 2:
+        raise ValueError(f"need at least 2 frames to measure a warping error, got {len(frames)}")
+    errors = []
+    for t in range(1, len(frames)):
+        forward = flow.optical_flow(guides[t - 1], guides[t], method=method)
+        backward = flow.optical_flow(guides[t], guides[t - 1], method=method)
+        mask = flow.occlusion_mask(forward, backward)  # (1, 1, H, W)
+        warped = flow.warp(io.to_tensor(frames[t - 1]), backward)
+        squared = (io.to_tensor(frames[t]) - warped).pow(2).mean(1, keepdim=True)  # (1, 1, H, W)
+        errors.append(float((mask * squared).sum() / mask.sum().clamp(min=1.0)))
+    return float(np.mean(errors))
+
+
+def evaluate_video(
+    content: Path, stylized: Path, styles: list[Path] = (), config: Config = Config(), *,
+    callback: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Compare a stylized video with its content at the stylized video's size.
+
+    `callback` receives the number of frames read so far. Raises InputError for unreadable videos.
+    """
+    io.probe_video(content), io.probe_video(stylized)  # fail on either before decoding anything
+    outputs = [frame.image for frame in io.read_video(stylized, max_side=None, max_frames=config.max_frames)]
+    height, width = outputs[0].shape[:2]
+    guides = [cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)
+              for frame in io.read_video(content, max_side=None, max_frames=len(outputs))]
+    n = min(len(outputs), len(guides))
+    if n < 2:
+        raise InputError(f"{stylized}: needs at least 2 frames to measure flicker, has {n}")
+    outputs, guides = outputs[:n], guides[:n]
+    method = config.flow if config.flow != Flow.none else Flow.dis
+    result = Evaluation(n, width, height, warp_error(outputs, guides, method=method),
+                        warp_error(guides, guides, method=method))
+    if styles:
+        style, content_loss = _mean_losses(outputs, guides, styles, config, callback)
+        result = replace(result, style_loss=style, content_loss=content_loss)
+    return result
+
+
+def _mean_losses(
+    outputs: list[np.ndarray], guides: list[np.ndarray], styles: list[Path], config: Config,
+    callback: Callable[[int], None] | None,
+) -> tuple[float, float]:
+    """Unweighted style and content losses of each output frame against the styles and its content."""
+    unweighted = replace(config, content_weight=1.0, style_weight=1.0, tv_weight=0.0, temporal_weight=0.0)
+    model = load_vgg19(pooling=config.pooling.value, weights=Path(config.weights) if config.weights else None)
+    long_side = max(outputs[0].shape[:2])
+    images = [io.to_tensor(io.read_image(p, max_side=max(16, round(long_side * config.style_scale)))) for p in styles]
+    grams = style_grams(model, images, config.style_blend, unweighted)
+    totals = np.zeros(2)
+    with torch.no_grad():
+        for index, (output, guide) in enumerate(zip(outputs, guides)):
+            targets = Targets(content_targets(model, io.to_tensor(guide), unweighted), grams)
+            losses = frame_losses(model, io.to_tensor(output), targets, unweighted)
+            totals += (losses["style"].item(), losses["content"].item())
+            if callback is not None:
+                callback(index + 1)
+    return tuple(totals / len(outputs))
