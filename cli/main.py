@@ -6,8 +6,11 @@ the `Config` dataclass), so presets and flags compose.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,7 +20,7 @@ from rich.console import Console
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
 from stylereel.pipeline.config import Device, Flow, Init, Optimizer, load_config
-from stylereel.pipeline.errors import StylereelError
+from stylereel.pipeline.errors import Interrupted, StylereelError
 
 from .progress import ProgressView, print_evaluation, print_summary
 
@@ -51,10 +54,13 @@ Crf = Annotated[Optional[int], typer.Option(help="H.264 quality: 0 lossless .. 5
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last finished frame.")]
+KeepFrames = Annotated[bool, typer.Option("--keep-frames", help="Keep the work folder of finished frames.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
 
-ERROR_EXIT = 2
+ERROR_EXIT = 2  # bad input, bad output, bad settings
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report Ctrl-C
 RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
@@ -69,26 +75,41 @@ def main(ctx: typer.Context, debug: Debug = False) -> None:
 
 
 def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, options: dict) -> None:
-    """Build the config from --config and flags, run `entry` with a progress view, map errors to exit 2."""
+    """Build the config from --config and flags, run `entry` with a progress view, map errors to exit codes."""
     console = Console(stderr=True)
     debug = options["debug"] or (ctx.obj or {}).get("debug", False)
+    extra = {name: options[name] for name in ("resume", "keep_frames") if options.get(name)}
     try:
         overrides = {name: options[name] for name in RUN_OPTIONS if name in options}
         overrides["style_blend"] = tuple(overrides["style_blend"]) if overrides.get("style_blend") else None
         overrides["weights"] = str(overrides["weights"]) if overrides.get("weights") else None
         config = load_config(options["config"], **overrides)
-        with ProgressView(quiet=options["quiet"], console=console) as view:
+        with _sigterm_as_interrupt(), ProgressView(quiet=options["quiet"], console=console) as view:
             summary = entry(content, options["style"], output, config, overwrite=options["overwrite"],
-                            stats=options["stats"], callback=view.handle)
+                            stats=options["stats"], callback=view.handle, **extra)
         if not options["quiet"]:
             print_summary(console, summary)
+    except Interrupted as error:
+        _fail(console, error, debug, code=INTERRUPTED_EXIT)
     except StylereelError as error:
         _fail(console, error, debug)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        console.print("[red]interrupted[/]: no output was written", highlight=False)
-        raise typer.Exit(130) from None
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so `kill` also drops the current frame and keeps the checkpoint."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -103,7 +124,8 @@ def video(
     temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
-    overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
+    overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
+    stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Stylize a video into an H.264 MP4, keeping frame timing and audio."""
     _execute(ctx, run.stylize_video, content, output, locals())
@@ -121,7 +143,8 @@ def frames(
     temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, max_frames: MaxFrames = None, weights: Weights = None,
-    overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
+    overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
+    stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Stylize a folder of frames (natural order) into a folder of PNGs with the same names."""
     _execute(ctx, run.stylize_frames, content, output, locals())
@@ -169,11 +192,13 @@ def evaluate(
         print_evaluation(Console(), result)
 
 
-def _fail(console: Console, error: StylereelError, debug: bool) -> None:
+def _fail(console: Console, error: StylereelError, debug: bool, *, code: int = ERROR_EXIT) -> None:
+    """One line on stderr and exit `code`; with --debug, the traceback instead."""
     if debug:
         raise error
-    console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-    raise typer.Exit(ERROR_EXIT) from None
+    label = "interrupted" if isinstance(error, Interrupted) else "error"
+    console.print(f"[red]{label}:[/] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 if __name__ == "__main__":

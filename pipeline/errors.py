@@ -20,3 +20,7 @@ class OutputError(StylereelError):
 
 class ConfigError(StylereelError):
     """A config file or option value is invalid."""
+
+
+class Interrupted(StylereelError):
+    """The run was stopped (Ctrl-C, SIGTERM); the message says what was kept and how to resume."""

@@ -19,7 +19,8 @@ import torch
 
 from . import flow, io
 from .config import Config, Device, Flow, Init
-from .errors import ConfigError, InputError, OutputError
+from .checkpoint import Checkpoint, Resume
+from .errors import ConfigError, InputError, Interrupted, OutputError
 from .model import LAYER_NAMES, VGG19, load_vgg19
 from .optimize import IterationDone, Targets, content_targets, style_grams, stylize_frame
 
@@ -105,46 +106,59 @@ def stylize_image(
     """Stylize one image with `config.first_iterations` iterations and write it to `output`."""
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
     frame = io.read_image(content, max_side=config.max_side)
-    return _run_images([frame], styles, config, callback, stats, output,
-                       lambda _, image: io.write_image(output, image))
+    job = _Job(output, lambda _, image: io.write_image(output, image), n_frames=1)
+    return _finish(_run([frame], styles, config, job, callback), stats, None, keep_frames=False)
 
 
 def stylize_frames(
     folder: Path, styles: list[Path], output_dir: Path, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
+    resume: bool = False, keep_frames: bool = False,
 ) -> Summary:
-    """Stylize an image sequence in natural order into `output_dir`, as PNGs named like the inputs."""
+    """Stylize an image sequence in natural order into `output_dir`, as PNGs named like the inputs.
+
+    Progress is checkpointed in `<output_dir>.parts/`; `resume` continues an interrupted run.
+    """
     paths, skipped = io.list_frames(folder)
     paths = paths[: config.max_frames]
     targets = [output_dir / (path.stem + ".png") for path in paths]
     clashes = sorted({target.name for target in targets if targets.count(target) > 1})
     if clashes:
         raise InputError(f"{folder}: several frames would be written as {clashes[0]} (same name, other suffix)")
-    _check_output_dir(output_dir, targets, overwrite=overwrite, input_dir=folder)
-    notices = [Notice(f"skipped {len(skipped)} non-image file(s) in {folder}: "
-                      + ", ".join(p.name for p in skipped[:5]))] if skipped else []
+    checkpoint = Checkpoint(Checkpoint.beside(output_dir), _settings(config, [*paths, *styles]), keep_images=False)
+    checkpoint.check(resume=resume, overwrite=overwrite)
+    resuming = resume and checkpoint.folder.exists()
+    _check_output_dir(output_dir, targets, overwrite=overwrite or resuming, input_dir=folder)
     frames = io.read_frames(paths, max_side=config.max_side)
 
     def write(index: int, image: np.ndarray) -> None:
         output_dir.mkdir(exist_ok=True)  # only once there is something to put in it
         io.write_image(targets[index], image)
 
-    summary = _run_images(frames, styles, config, callback, stats, output_dir, write,
-                          n_frames=len(paths), notices=notices)
+    notices = [Notice(f"skipped {len(skipped)} non-image file(s) in {folder}: "
+                      + ", ".join(p.name for p in skipped[:5]))] if skipped else []
+    job = _Job(output_dir, write, len(paths), checkpoint, checkpoint.start(resume=resume, overwrite=overwrite), notices)
+    summary = _run(frames, styles, config, job, callback)
     if frames.resized and callback is not None:
         callback(Notice(f"warning: {len(frames.resized)} frame(s) differ in size from the first and were "
                         f"resized to match: {', '.join(p.name for p in frames.resized[:5])}"))
-    return summary
+    return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 def stylize_video(
     content: Path, styles: list[Path], output: Path | None, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
+    resume: bool = False, keep_frames: bool = False,
 ) -> Summary:
-    """Stylize a video into an H.264 MP4, keeping each frame's timestamp and the audio."""
+    """Stylize a video into an H.264 MP4, keeping each frame's timestamp and the audio.
+
+    Finished frames are checkpointed in `<output>.parts/`; `resume` continues an interrupted run.
+    """
     info = io.probe_video(content)
     output = output or io.default_output(content)
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles]), keep_images=True)
+    checkpoint.check(resume=resume, overwrite=overwrite)
     width, height = io.fit_size(info.width, info.height, config.max_side, even=True)
     n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
     frames = io.read_video(content, max_side=config.max_side, max_frames=config.max_frames)
@@ -157,17 +171,16 @@ def stylize_video(
             pts.append(frame.pts)
             yield frame.image
 
+    progress = checkpoint.start(resume=resume, overwrite=overwrite)
     with io.VideoWriter(output, width=width, height=height, time_base=first.time_base,
                         rate=info.average_rate, crf=config.crf, audio_from=content) as writer:
-        summary = _run_images(images(), styles, config, callback, None, output,
-                              lambda index, image: writer.write(image, pts[index]), n_frames=n_frames)
+        job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress)
+        summary = _run(images(), styles, config, job, callback)
     if callback is not None:
         callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec)))
         if frames.error:
             callback(Notice(f"warning: {frames.error}; {summary.n_frames} frame(s) were stylized"))
-    if stats is not None:
-        _write_stats(stats, summary)
-    return summary
+    return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 def _audio_notice(mode: str, codec: str | None) -> str:
@@ -177,32 +190,93 @@ def _audio_notice(mode: str, codec: str | None) -> str:
     }.get(mode, "audio: the input has no audio stream")
 
 
-def _run_images(
-    frames: Iterable[np.ndarray], styles: list[Path], config: Config, callback: Callback | None,
-    stats: Path | None, output: Path, write: Callable[[int, np.ndarray], None], *,
-    n_frames: int | None = 1, notices: list[Notice] = (),
-) -> Summary:
-    """Shared body of the three entry points: prepare once, stylize each frame, write it."""
+@dataclass
+class _Job:
+    """Where an entry point's frames go, and how the run is kept if it stops."""
+
+    output: Path
+    write: Callable[[int, np.ndarray], None]  # (frame index, uint8 RGB image)
+    n_frames: int | None  # None when unknown
+    checkpoint: Checkpoint | None = None
+    resume: Resume = field(default_factory=Resume)
+    notices: list[Notice] = field(default_factory=list)
+
+
+def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: _Job, callback: Callback | None) -> Summary:
+    """Shared body of the entry points: prepare once, replay checkpointed frames, stylize the rest."""
     emit = callback or (lambda event: None)
     start = time.perf_counter()
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
-        raise InputError(f"{output}: no frames to stylize")
+        raise InputError(f"{job.output}: no frames to stylize")
     height, width = first.shape[:2]
-    session = _prepare(config, styles, long_side=max(height, width))
-    for notice in notices:
-        emit(notice)
-    emit(RunStarted(n_frames, width, height, str(session.device)))
-    done = []
-    for index, (image, record) in enumerate(_stylize_sequence(session, _chain(first, frames), emit)):
-        write(index, image)
-        done.append(record)
-        emit(record)
-    summary = Summary(output, len(done), width, height, str(session.device), time.perf_counter() - start, done)
+    records = [FrameDone(**record) for record in job.resume.records]
+    try:
+        session = _prepare(config, styles, long_side=max(height, width))
+        for notice in job.notices:
+            emit(notice)
+        emit(RunStarted(job.n_frames, width, height, str(session.device)))
+        frames = _replay(_chain(first, frames), job, records, emit)
+        for step in _stylize_sequence(session, frames, emit, job.resume):
+            job.write(step.record.index, step.image)
+            records.append(step.record)
+            if job.checkpoint is not None:
+                job.checkpoint.save(step.record.index, step.image, step.stylized, step.frame,
+                                    [asdict(record) for record in records])
+            emit(step.record)
+    except BaseException as error:
+        _stopped(job, len(records), error)
+    return Summary(job.output, len(records), width, height, str(session.device), time.perf_counter() - start, records)
+
+
+def _replay(frames: Iterator[np.ndarray], job: _Job, records: list[FrameDone], emit: Callback) -> Iterator[np.ndarray]:
+    """Skip the frames a resumed run already finished, writing their checkpointed images again."""
+    if job.resume.done:
+        emit(Notice(f"resuming after frame {job.resume.done} from {job.checkpoint.folder}"))
+    for index in range(job.resume.done):
+        next(frames, None)
+        if job.checkpoint.keep_images:
+            job.write(index, io.read_image(job.checkpoint.frame_path(index)))
+        emit(records[index])
+    return frames
+
+
+def _stopped(job: _Job, finished: int, error: BaseException) -> None:
+    """Turn Ctrl-C into `Interrupted` naming what was kept; drop a checkpoint holding nothing."""
+    kept = job.checkpoint is not None and finished > 0
+    if job.checkpoint is not None and not kept:
+        job.checkpoint.remove()
+    if not isinstance(error, KeyboardInterrupt):
+        raise error
+    if kept:
+        raise Interrupted(f"interrupted after {finished} frame(s); they are kept in {job.checkpoint.folder}, "
+                          "run the same command with --resume to continue") from None
+    raise Interrupted(f"interrupted before the first frame was finished; nothing was written to {job.output}") from None
+
+
+def _finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None, *, keep_frames: bool) -> Summary:
+    """After the output is complete: write the stats and drop the work folder."""
     if stats is not None:
         _write_stats(stats, summary)
+    if checkpoint is not None and not keep_frames:
+        checkpoint.remove()
     return summary
+
+
+def _settings(config: Config, inputs: list[Path]) -> dict:
+    """What must match for a run to be resumed: the settings that shape frames, and the input files."""
+    values = {k: v for k, v in asdict(config).items() if k not in ("max_frames", "crf")}
+    files = {f"input file {path}": _file_identity(path) for path in inputs}
+    return json.loads(json.dumps(values | files))  # as JSON would give it back: tuples become lists
+
+
+def _file_identity(path: Path) -> list[int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None  # reading it will fail with a clear error
+    return [status.st_size, status.st_mtime_ns]
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -226,19 +300,30 @@ def _prepare(config: Config, styles: list[Path], *, long_side: int) -> _Session:
     return _Session(config, device, model, grams)
 
 
-def _stylize_sequence(session: _Session, frames: Iterable[np.ndarray], emit: Callback) -> Iterator[tuple[np.ndarray, FrameDone]]:
+@dataclass(frozen=True)
+class _Step:
+    """One finished frame: the image to write, the full-precision result, its content, its record."""
+
+    image: np.ndarray
+    stylized: torch.Tensor
+    frame: np.ndarray
+    record: FrameDone
+
+
+def _stylize_sequence(session: _Session, frames: Iterable[np.ndarray], emit: Callback, resume: Resume) -> Iterator[_Step]:
     """Stylize frames in order; each frame after the first starts from the previous result.
 
     Ruder et al. 2016: the previous stylized frame, warped along the content's flow, is both the
     starting point and the target of the temporal loss outside occlusions. A scene cut restarts
-    the chain from the content, as the first frame of a sequence does.
+    the chain from the content, as the first frame of a sequence does. `resume` continues a chain.
     """
     config, model = session.config, session.model
-    previous_frame, previous = None, None
-    for index, frame in enumerate(frames):
+    previous_frame = resume.frame
+    previous = None if resume.stylized is None else resume.stylized.to(session.device)
+    for index, frame in enumerate(frames, start=resume.done):
         start = time.perf_counter()
         content = io.to_tensor(frame).to(session.device)
-        link = None if previous is None else _link(config, previous_frame, frame, previous.image)
+        link = None if previous is None else _link(config, previous_frame, frame, previous)
         cut = link is not None and link.cut
         if cut:
             emit(Notice(f"frame {index + 1}: scene cut ({link.unlinked:.0%} of pixels unlinked), restarting from the content"))
@@ -246,13 +331,13 @@ def _stylize_sequence(session: _Session, frames: Iterable[np.ndarray], emit: Cal
         targets = Targets(content_targets(model, content, config), session.grams,
                           warped=link.warped if chained and config.temporal_weight > 0 else None,
                           mask=link.mask if chained else None)
-        init = _initial_image(config.init, content, previous.image if chained else None, link)
+        init = _initial_image(config.init, content, previous if chained else None, link)
         n_iters = config.iterations if chained else config.first_iterations
         emit(FrameStarted(index, n_iters))
-        previous = stylize_frame(model, init, targets, config=config, n_iters=n_iters, callback=emit)
-        previous_frame = frame
-        record = FrameDone(index, previous.iterations, time.perf_counter() - start, previous.losses, cut)
-        yield io.to_array(previous.image), record
+        result = stylize_frame(model, init, targets, config=config, n_iters=n_iters, callback=emit)
+        previous, previous_frame = result.image, frame
+        record = FrameDone(index, result.iterations, time.perf_counter() - start, result.losses, cut)
+        yield _Step(io.to_array(result.image), result.image, frame, record)
 
 
 @dataclass(frozen=True)

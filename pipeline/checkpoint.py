@@ -1,0 +1,111 @@
+"""Checkpoints of long runs, so an interrupted run loses at most the frame it was on.
+
+A work folder beside the output (`clip.stylized.mp4.parts/`) holds the run's settings, each finished
+frame as a lossless PNG (for video, whose container cannot be appended to), and `state.pt`: how many
+frames are done, the last stylized frame at full precision and its content frame (so the temporal
+chain continues exactly), the random state, and the per-frame records for `--stats`.
+PNG first, state second: the state never counts a frame whose image is not on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import io
+from .errors import ConfigError, OutputError
+
+SETTINGS = "settings.json"
+STATE = "state.pt"
+
+
+@dataclass
+class Resume:
+    """What a resumed run starts from; `done == 0` for a fresh run."""
+
+    done: int = 0
+    stylized: torch.Tensor | None = None  # (1, 3, H, W) RGB [0, 1], the last finished frame
+    frame: np.ndarray | None = None  # uint8 (H, W, 3) content of that frame
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Checkpoint:
+    """The work folder of one run: `start` it before any work, `save` after every frame."""
+
+    def __init__(self, folder: Path, settings: dict[str, Any], *, keep_images: bool) -> None:
+        self.folder = folder
+        self.settings = settings
+        self.keep_images = keep_images  # video: store frames; frames: the outputs already are PNGs
+
+    @staticmethod
+    def beside(output: Path) -> Path:
+        return output.with_name(output.name + ".parts")
+
+    def check(self, *, resume: bool, overwrite: bool) -> None:
+        """Refuse to start before any work: OutputError if a checkpoint exists and neither `resume`
+        nor `overwrite` is set, ConfigError if resuming with other settings."""
+        if self.folder.exists() and not resume and not overwrite:
+            raise OutputError(f"{self.folder}: an interrupted run left its frames here; "
+                              "add --resume to continue it, or --overwrite to start again")
+        if resume and (self.folder / STATE).exists():
+            self._check_settings()
+
+    def start(self, *, resume: bool, overwrite: bool) -> Resume:
+        """Create the folder, or load it when resuming (after `check`)."""
+        self.check(resume=resume, overwrite=overwrite)
+        if self.folder.exists() and not resume:
+            shutil.rmtree(self.folder)
+        if (self.folder / STATE).exists():
+            return self._load()
+        try:
+            self.folder.mkdir(exist_ok=True)
+            _atomic_bytes(self.folder / SETTINGS, json.dumps(self.settings, indent=2).encode())
+        except OSError as error:
+            raise OutputError(f"{self.folder}: cannot create the work folder ({error.strerror})") from None
+        return Resume()
+
+    def save(self, index: int, image: np.ndarray, stylized: torch.Tensor, frame: np.ndarray,
+             records: list[dict[str, Any]]) -> None:
+        """Record frame `index` as finished."""
+        if self.keep_images:
+            io.write_image(self.frame_path(index), image)
+        state = {"done": index + 1, "stylized": stylized.detach().cpu(), "frame": torch.from_numpy(frame),
+                 "rng": torch.get_rng_state(), "records": records}
+        temp = self.folder / (STATE + ".tmp")
+        torch.save(state, temp)
+        os.replace(temp, self.folder / STATE)
+
+    def frame_path(self, index: int) -> Path:
+        return self.folder / f"{index:06d}.png"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _check_settings(self) -> None:
+        try:
+            saved = json.loads((self.folder / SETTINGS).read_text())
+        except (OSError, ValueError):
+            raise ConfigError(f"{self.folder}: the checkpoint's {SETTINGS} is unreadable; "
+                              "use --overwrite to start again") from None
+        differ = sorted(key for key in saved.keys() | self.settings.keys() if saved.get(key) != self.settings.get(key))
+        if differ:
+            raise ConfigError(f"{self.folder}: cannot resume with other settings ({', '.join(differ)} differ); "
+                              "use the same options, or --overwrite to start again")
+
+    def _load(self) -> Resume:
+        state = torch.load(self.folder / STATE, weights_only=True)
+        torch.set_rng_state(state["rng"])
+        return Resume(state["done"], state["stylized"], state["frame"].numpy(), state["records"])
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_bytes(data)
+    os.replace(temp, path)

@@ -1,0 +1,111 @@
+"""Interrupted runs keep their finished frames and resume to the same result."""
+
+import os
+import signal
+from dataclasses import replace
+
+import av
+import numpy as np
+import pytest
+
+from conftest import make_video
+from stylereel.cli.main import _sigterm_as_interrupt
+from stylereel.pipeline import io, run
+from stylereel.pipeline.config import Config
+from stylereel.pipeline.errors import ConfigError, Interrupted, OutputError
+
+TINY = replace(Config(), max_side=32, first_iterations=3, iterations=2, device="cpu")
+
+
+@pytest.fixture
+def style(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "style.png"
+    io.write_image(path, (rng.random((32, 32, 3)) * 255).astype(np.uint8))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Four lossless frames of the moving blob as PNGs."""
+    frames = make_video(tmp_path / "src.mkv", codec="ffv1", with_audio=False, n_frames=4).frames
+    path = tmp_path / "frames"
+    path.mkdir()
+    for index, frame in enumerate(frames):
+        io.write_image(path / f"{index + 1}.png", frame)
+    return path
+
+
+def _interrupt_on_call(monkeypatch, n: int) -> None:
+    """Make the n-th stylize_frame call raise KeyboardInterrupt, as Ctrl-C would."""
+    original, calls = run.stylize_frame, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(run, "stylize_frame", interrupted)
+
+
+def test_interrupted_frames_run_resumes_to_the_same_frames(tmp_path, style, folder, monkeypatch):
+    run.stylize_frames(folder, [style], tmp_path / "whole", TINY)
+    _interrupt_on_call(monkeypatch, 3)
+    with pytest.raises(Interrupted, match=r"after 2 frame\(s\).*--resume"):
+        run.stylize_frames(folder, [style], tmp_path / "parts", TINY)
+    assert (tmp_path / "parts.parts" / "state.pt").exists()
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["1.png", "2.png"]
+    monkeypatch.undo()
+    with pytest.raises(OutputError, match="--resume"):
+        run.stylize_frames(folder, [style], tmp_path / "parts", TINY)
+    with pytest.raises(ConfigError, match="iterations differ"):
+        run.stylize_frames(folder, [style], tmp_path / "parts", replace(TINY, iterations=5), resume=True)
+    summary = run.stylize_frames(folder, [style], tmp_path / "parts", TINY, resume=True)
+    assert [f.index for f in summary.frames] == [0, 1, 2, 3]
+    for name in ("1.png", "2.png", "3.png", "4.png"):  # the chain continued exactly where it stopped
+        assert np.array_equal(io.read_image(tmp_path / "parts" / name), io.read_image(tmp_path / "whole" / name))
+    assert not (tmp_path / "parts.parts").exists()
+
+
+def test_interrupted_video_resumes_complete_ordered_and_with_audio(tmp_path, style, monkeypatch):
+    clip = make_video(tmp_path / "clip.mp4", n_frames=4)
+    output = tmp_path / "out.mp4"
+    _interrupt_on_call(monkeypatch, 4)
+    with pytest.raises(Interrupted, match=r"after 3 frame\(s\)"):
+        run.stylize_video(clip.path, [style], output, TINY)
+    assert not output.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert sorted(p.name for p in (tmp_path / "out.mp4.parts").glob("*.png")) == [f"{i:06d}.png" for i in range(3)]
+    monkeypatch.undo()
+    events = []
+    run.stylize_video(clip.path, [style], output, TINY, resume=True, keep_frames=True, callback=events.append)
+    assert any(isinstance(e, run.Notice) and "resuming after frame 3" in e.text for e in events)
+    with av.open(str(output)) as container:
+        times = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+        kinds = [s.type for s in container.streams]
+    assert times == pytest.approx([float(p * clip.time_base) for p in clip.pts], abs=1e-4)
+    assert kinds == ["video", "audio"]
+    assert (tmp_path / "out.mp4.parts").exists()  # --keep-frames
+
+
+def test_interrupt_before_any_frame_leaves_nothing(tmp_path, style, folder, monkeypatch):
+    _interrupt_on_call(monkeypatch, 1)
+    with pytest.raises(Interrupted, match="nothing was written"):
+        run.stylize_frames(folder, [style], tmp_path / "out", TINY)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.parts").exists()
+
+
+def test_overwrite_discards_a_checkpoint(tmp_path, style, folder, monkeypatch):
+    _interrupt_on_call(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        run.stylize_frames(folder, [style], tmp_path / "out", TINY)
+    monkeypatch.undo()
+    summary = run.stylize_frames(folder, [style], tmp_path / "out", TINY, overwrite=True)
+    assert summary.n_frames == 4 and not (tmp_path / "out.parts").exists()
+
+
+def test_sigterm_becomes_a_keyboard_interrupt():
+    with pytest.raises(KeyboardInterrupt):
+        with _sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGTERM))
