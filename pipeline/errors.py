@@ -22,5 +22,9 @@ class ConfigError(StylereelError):
     """A config file or option value is invalid."""
 
 
+class DeviceError(StylereelError):
+    """The compute device failed in a way the user can fix (out of memory: use a smaller size)."""
+
+
 class Interrupted(StylereelError):
     """The run was stopped (Ctrl-C, SIGTERM); the message says what was kept and how to resume."""

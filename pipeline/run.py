@@ -20,7 +20,7 @@ import torch
 from . import flow, io
 from .config import Config, Device, Flow, Init
 from .checkpoint import Checkpoint, Resume
-from .errors import ConfigError, InputError, Interrupted, OutputError
+from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
 from .model import LAYER_NAMES, VGG19, load_vgg19
 from .optimize import IterationDone, Targets, content_targets, style_grams, stylize_frame
 
@@ -226,7 +226,7 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
                                     [asdict(record) for record in records])
             emit(step.record)
     except BaseException as error:
-        _stopped(job, len(records), error)
+        _stopped(job, len(records), _explain_out_of_memory(error, width, height, config))
     return Summary(job.output, len(records), width, height, str(session.device), time.perf_counter() - start, records)
 
 
@@ -253,6 +253,15 @@ def _stopped(job: _Job, finished: int, error: BaseException) -> None:
         raise Interrupted(f"interrupted after {finished} frame(s); they are kept in {job.checkpoint.folder}, "
                           "run the same command with --resume to continue") from None
     raise Interrupted(f"interrupted before the first frame was finished; nothing was written to {job.output}") from None
+
+
+def _explain_out_of_memory(error: BaseException, width: int, height: int, config: Config) -> BaseException:
+    """A device out-of-memory error becomes a DeviceError naming the size and a smaller --max-side."""
+    if not (isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()):
+        return error
+    smaller = max(16, max(width, height) * 2 // 3)
+    return DeviceError(f"out of memory on {config.device.value} device while stylizing at {width}x{height}; "
+                       f"try a smaller --max-side, e.g. --max-side {smaller}")
 
 
 def _finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None, *, keep_frames: bool) -> Summary:

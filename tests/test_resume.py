@@ -7,12 +7,13 @@ from dataclasses import replace
 import av
 import numpy as np
 import pytest
+import torch
 
 from conftest import make_video
 from stylereel.cli.main import _sigterm_as_interrupt
 from stylereel.pipeline import io, run
 from stylereel.pipeline.config import Config
-from stylereel.pipeline.errors import ConfigError, Interrupted, OutputError
+from stylereel.pipeline.errors import ConfigError, DeviceError, Interrupted, OutputError
 
 TINY = replace(Config(), max_side=32, first_iterations=3, iterations=2, device="cpu")
 
@@ -109,3 +110,13 @@ def test_sigterm_becomes_a_keyboard_interrupt():
         with _sigterm_as_interrupt():
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGTERM))
+
+
+def test_out_of_memory_names_the_size_and_a_smaller_max_side(tmp_path, style, folder, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(run, "stylize_frame", out_of_memory)
+    with pytest.raises(DeviceError, match=r"at 32x21; try a smaller --max-side, e.g. --max-side 21"):
+        run.stylize_frames(folder, [style], tmp_path / "out", TINY)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.parts").exists()
