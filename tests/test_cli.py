@@ -3,6 +3,7 @@
 import hashlib
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -36,7 +37,12 @@ def test_video_command_end_to_end(tmp_path, style):
     result = _invoke("video", clip.path, "-s", style, *FAST, "--stats", tmp_path / "stats.json")
     assert result.exit_code == 0, result.output
     output = tmp_path / "clip.stylized.mp4"  # the default name, beside the input
-    assert output.exists()
+    with av.open(str(output)) as container:
+        frames = [(f.width, f.height, float(f.pts * f.time_base)) for f in container.decode(video=0)]
+        kinds = [s.type for s in container.streams]
+    assert [(w, h) for w, h, _ in frames] == [(32, 22)] * 3  # 48x32 fitted to 32, even sizes
+    assert [t for *_, t in frames] == pytest.approx([float(p * clip.time_base) for p in clip.pts], abs=1e-4)
+    assert kinds == ["video", "audio"]
     assert "done" in result.output and "3 frame(s)" in result.output and "audio: aac" in result.output
     after = _digest(tmp_path)
     assert {name: after[name] for name in before} == before  # inputs unchanged
