@@ -17,46 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import flow, io
-from .config import Config, Device, Flow, Init
+from . import io
 from .checkpoint import Checkpoint, Resume
-from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
-from .model import LAYER_NAMES, VGG19, load_vgg19
-from .optimize import IterationDone, Targets, content_targets, style_grams, stylize_frame
+from .config import Config
+from .errors import DeviceError, InputError, Interrupted, OutputError
+from .events import Callback, Event, FrameDone, FrameStarted, IterationDone, Notice, RunStarted
+from .sequence import prepare_session, select_device, stylize_sequence
 
-
-@dataclass(frozen=True)
-class RunStarted:
-    n_frames: int | None  # None when the count is unknown
-    width: int
-    height: int
-    device: str
-
-
-@dataclass(frozen=True)
-class FrameStarted:
-    index: int
-    n_iters: int
-
-
-@dataclass(frozen=True)
-class FrameDone:
-    index: int
-    iterations: int
-    seconds: float
-    losses: dict[str, float]
-    scene_cut: bool = False  # this frame restarted from the content after a shot change
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the user should know that does not stop the run (skipped files, audio handling)."""
-
-    text: str
-
-
-Event = RunStarted | FrameStarted | IterationDone | FrameDone | Notice
-Callback = Callable[[Event], None]
+__all__ = [
+    "Callback", "Event", "FrameDone", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
+    "select_device", "stylize_frames", "stylize_image", "stylize_video",
+]
 
 
 @dataclass(frozen=True)
@@ -68,35 +39,6 @@ class Summary:
     device: str
     seconds: float
     frames: list[FrameDone] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Session:
-    """What a run computes once: the device, the truncated VGG and the style Grams."""
-
-    config: Config
-    device: torch.device
-    model: VGG19
-    grams: dict[str, torch.Tensor]
-
-
-def select_device(choice: Device | str) -> torch.device:
-    """CUDA, then MPS, then CPU for "auto"; raises InputError if a named device is missing."""
-    choice = Device(choice)
-    if choice == Device.auto:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        Device.cuda: torch.cuda.is_available(),
-        Device.mps: torch.backends.mps.is_available(),
-        Device.cpu: True,
-    }
-    if not available[choice]:
-        raise InputError(f"--device {choice.value}: no such device on this machine")
-    return torch.device(choice.value)
 
 
 def stylize_image(
@@ -213,12 +155,12 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
     height, width = first.shape[:2]
     records = [FrameDone(**record) for record in job.resume.records]
     try:
-        session = _prepare(config, styles, long_side=max(height, width))
+        session = prepare_session(config, styles, long_side=max(height, width))
         for notice in job.notices:
             emit(notice)
         emit(RunStarted(job.n_frames, width, height, str(session.device)))
         frames = _replay(_chain(first, frames), job, records, emit)
-        for step in _stylize_sequence(session, frames, emit, job.resume):
+        for step in stylize_sequence(session, frames, emit, job.resume):
             job.write(step.record.index, step.image)
             records.append(step.record)
             if job.checkpoint is not None:
@@ -291,97 +233,6 @@ def _file_identity(path: Path) -> list[int] | None:
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     yield first
     yield from rest
-
-
-def _prepare(config: Config, styles: list[Path], *, long_side: int) -> _Session:
-    """Pick the device, load the VGG truncated at the deepest layer used, and compute style Grams."""
-    torch.manual_seed(config.seed)
-    device = select_device(config.device)
-    images = [io.read_image(path, max_side=max(16, round(long_side * config.style_scale))) for path in styles]
-    layers = (config.content_layer, *config.style_layers)
-    unknown = [name for name in layers if name not in LAYER_NAMES]
-    if unknown:
-        raise ConfigError(f"unknown VGG-19 layer(s) {', '.join(unknown)}; known: {', '.join(LAYER_NAMES)}")
-    deepest = max(layers, key=LAYER_NAMES.index)
-    weights = Path(config.weights) if config.weights else None
-    model = load_vgg19(last_layer=deepest, pooling=config.pooling.value, weights=weights).to(device)
-    grams = style_grams(model, [io.to_tensor(image).to(device) for image in images], config.style_blend, config)
-    return _Session(config, device, model, grams)
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One finished frame: the image to write, the full-precision result, its content, its record."""
-
-    image: np.ndarray
-    stylized: torch.Tensor
-    frame: np.ndarray
-    record: FrameDone
-
-
-def _stylize_sequence(session: _Session, frames: Iterable[np.ndarray], emit: Callback, resume: Resume) -> Iterator[_Step]:
-    """Stylize frames in order; each frame after the first starts from the previous result.
-
-    Ruder et al. 2016: the previous stylized frame, warped along the content's flow, is both the
-    starting point and the target of the temporal loss outside occlusions. A scene cut restarts
-    the chain from the content, as the first frame of a sequence does. `resume` continues a chain.
-    """
-    config, model = session.config, session.model
-    previous_frame = resume.frame
-    previous = None if resume.stylized is None else resume.stylized.to(session.device)
-    for index, frame in enumerate(frames, start=resume.done):
-        start = time.perf_counter()
-        content = io.to_tensor(frame).to(session.device)
-        link = None if previous is None else _link(config, previous_frame, frame, previous)
-        cut = link is not None and link.cut
-        if cut:
-            emit(Notice(f"frame {index + 1}: scene cut ({link.unlinked:.0%} of pixels unlinked), restarting from the content"))
-        chained = link is not None and not cut
-        targets = Targets(content_targets(model, content, config), session.grams,
-                          warped=link.warped if chained and config.temporal_weight > 0 else None,
-                          mask=link.mask if chained else None)
-        init = _initial_image(config.init, content, previous if chained else None, link)
-        n_iters = config.iterations if chained else config.first_iterations
-        emit(FrameStarted(index, n_iters))
-        result = stylize_frame(model, init, targets, config=config, n_iters=n_iters, callback=emit)
-        previous, previous_frame = result.image, frame
-        record = FrameDone(index, result.iterations, time.perf_counter() - start, result.losses, cut)
-        yield _Step(io.to_array(result.image), result.image, frame, record)
-
-
-@dataclass(frozen=True)
-class _Link:
-    """How frame t relates to frame t-1: the warped previous result, its mask, and whether it is a cut."""
-
-    warped: torch.Tensor  # (1, 3, H, W) previous stylized frame in frame t's geometry
-    mask: torch.Tensor  # (1, 1, H, W) 1 where the flow is trusted
-    unlinked: float  # share of pixels the flow cannot explain
-    cut: bool
-
-
-def _link(config: Config, previous_frame: np.ndarray, frame: np.ndarray, previous_stylized: torch.Tensor) -> _Link:
-    """Flow from the content frames (forward and backward), occlusion mask and scene-cut test."""
-    device = previous_stylized.device
-    if config.flow == Flow.none:
-        backward = torch.zeros((1, 2, *frame.shape[:2]), device=device)
-        mask = torch.ones((1, 1, *frame.shape[:2]), device=device)
-    else:
-        forward = flow.optical_flow(previous_frame, frame, method=config.flow).to(device)
-        backward = flow.optical_flow(frame, previous_frame, method=config.flow).to(device)
-        mask = flow.occlusion_mask(forward, backward)
-    unlinked = flow.unlinked_fraction(io.to_tensor(previous_frame).to(device), io.to_tensor(frame).to(device), backward, mask)
-    return _Link(flow.warp(previous_stylized, backward), mask, unlinked, unlinked > config.cut_threshold)
-
-
-def _initial_image(init: Init, content: torch.Tensor, previous: torch.Tensor | None, link: _Link | None) -> torch.Tensor:
-    """Where a frame's optimisation starts (Ruder et al. 2016, section 3.1); the content if no previous."""
-    if previous is None or init == Init.content:
-        return content
-    if init == Init.random:
-        return torch.rand(content.shape).to(content.device)  # drawn on the CPU, so seeded runs match across devices
-    if init == Init.prev:
-        return previous
-    return link.warped
 
 
 def _check_output(output: Path, *, overwrite: bool, inputs: list[Path]) -> None:

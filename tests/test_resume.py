@@ -11,7 +11,7 @@ import torch
 
 from conftest import make_video
 from stylereel.cli.main import _sigterm_as_interrupt
-from stylereel.pipeline import io, run
+from stylereel.pipeline import io, run, sequence
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, DeviceError, Interrupted, OutputError
 
@@ -39,7 +39,7 @@ def folder(tmp_path):
 
 def _interrupt_on_call(monkeypatch, n: int) -> None:
     """Make the n-th stylize_frame call raise KeyboardInterrupt, as Ctrl-C would."""
-    original, calls = run.stylize_frame, []
+    original, calls = sequence.stylize_frame, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -47,7 +47,7 @@ def _interrupt_on_call(monkeypatch, n: int) -> None:
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(run, "stylize_frame", interrupted)
+    monkeypatch.setattr(sequence, "stylize_frame", interrupted)
 
 
 def test_interrupted_frames_run_resumes_to_the_same_frames(tmp_path, style, folder, monkeypatch):
@@ -116,7 +116,7 @@ def test_out_of_memory_names_the_size_and_a_smaller_max_side(tmp_path, style, fo
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(run, "stylize_frame", out_of_memory)
+    monkeypatch.setattr(sequence, "stylize_frame", out_of_memory)
     with pytest.raises(DeviceError, match=r"at 32x21; try a smaller --max-side, e.g. --max-side 21"):
         run.stylize_frames(folder, [style], tmp_path / "out", TINY)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.parts").exists()

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from conftest import make_image, make_video
-from stylereel.pipeline import io, run
+from stylereel.pipeline import io, run, sequence
 from stylereel.pipeline.config import Config, Init
 from stylereel.pipeline.errors import InputError, OutputError
-from stylereel.pipeline.losses import gram_matrix, style_loss
+from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams
 from stylereel.pipeline.model import load_vgg19
 
 TINY = replace(Config(), max_side=32, first_iterations=4, iterations=2, device="cpu")
@@ -51,11 +51,13 @@ def test_video_keeps_frames_size_timing_and_audio_and_lowers_style_loss(tmp_path
     assert kinds == ["video", "audio"]
     assert any(isinstance(e, run.Notice) and "copied" in e.text for e in events)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
-    # The output's style loss is below the content's, under the run's own model and style Grams.
-    model, config = load_vgg19(), TINY
-    target = gram_matrix(model(io.to_tensor(io.read_image(style, max_side=32)), ("conv1_1",))["conv1_1"])
+    # The output's style loss (all five layers, Gatys weights) is below the content's.
+    model = load_vgg19()
+    style_image = io.to_tensor(io.read_image(style, max_side=32))
+    grams = style_grams(model, [style_image], (), TINY)
     content = io.to_tensor(next(iter(io.read_video(clip.path, max_side=32))).image)
-    loss = lambda image: style_loss(gram_matrix(model(image, ("conv1_1",))["conv1_1"]), target).item()
+    only_style = replace(TINY, content_weight=0.0, tv_weight=0.0)
+    loss = lambda image: frame_losses(model, image, Targets(content_targets(model, image, TINY), grams), only_style)["style"].item()
     assert loss(io.to_tensor(frames[0])) < loss(content)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["n_frames"] == 4 and stats["device"] == "cpu" and (stats["width"], stats["height"]) == (32, 24)
@@ -74,16 +76,16 @@ def test_variable_frame_rate_timestamps_survive(tmp_path, style):
 
 
 def _record_inits(monkeypatch) -> list:
-    """Wrap run.stylize_frame to keep (init, result) of every call."""
+    """Wrap sequence.stylize_frame to keep (init, result) of every call."""
     calls = []
-    original = run.stylize_frame
+    original = sequence.stylize_frame
 
     def spy(model, init, targets, **kwargs):
         result = original(model, init, targets, **kwargs)
         calls.append((init.clone(), result, targets))
         return result
 
-    monkeypatch.setattr(run, "stylize_frame", spy)
+    monkeypatch.setattr(sequence, "stylize_frame", spy)
     return calls
 
 
@@ -151,7 +153,7 @@ def test_image_and_several_styles(tmp_path, style):
 
 
 def test_existing_output_is_refused_before_any_work(tmp_path, style, monkeypatch):
-    monkeypatch.setattr(run, "_prepare", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(run, "prepare_session", lambda *a, **k: pytest.fail("work started"))
     content = tmp_path / "content.png"
     make_image(content)
     output = tmp_path / "out.png"

@@ -1,0 +1,45 @@
+"""Progress events: what the library tells its caller while it runs, as small frozen dataclasses.
+
+Only the CLI renders them; the library never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .optimize import IterationDone
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    n_frames: int | None  # None when the count is unknown
+    width: int
+    height: int
+    device: str
+
+
+@dataclass(frozen=True)
+class FrameStarted:
+    index: int
+    n_iters: int
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    index: int
+    iterations: int
+    seconds: float
+    losses: dict[str, float]
+    scene_cut: bool = False  # this frame restarted from the content after a shot change
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know that does not stop the run (skipped files, audio handling)."""
+
+    text: str
+
+
+Event = RunStarted | FrameStarted | IterationDone | FrameDone | Notice
+Callback = Callable[[Event], None]
