@@ -183,3 +183,11 @@ def test_select_device_auto_falls_back_to_cpu():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no such device"):
             run.select_device("cuda")
+
+
+def test_same_seed_gives_the_same_video_bytes(tmp_path, style):
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False)
+    first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    run.stylize_video(clip.path, [style], first, TINY)
+    run.stylize_video(clip.path, [style], second, TINY)
+    assert first.read_bytes() == second.read_bytes()

@@ -446,7 +446,10 @@ def _frame_pts(frame: av.VideoFrame, index: int, previous: int | None, info: Vid
 
 def _add_video_stream(output: av.container.OutputContainer, writer: VideoWriter) -> av.VideoStream:
     """An H.264 stream whose time base is the input's, so pts can be copied unchanged."""
-    stream = output.add_stream("libx264", rate=writer.rate, options={"crf": str(writer.crf)})
+    # cpu-independent: without it x264's SIMD macroblock-tree gives other bytes (and pixels) on
+    # every run, so the same seed would not reproduce the same video.
+    options = {"crf": str(writer.crf), "x264-params": "cpu-independent=1"}
+    stream = output.add_stream("libx264", rate=writer.rate, options=options)
     stream.width, stream.height, stream.pix_fmt = writer.width, writer.height, "yuv420p"
     stream.time_base = writer.time_base
     context = stream.codec_context
