@@ -77,7 +77,8 @@ def print_summary(console: Console, summary: Summary) -> None:
     per_frame = summary.seconds / max(summary.n_frames, 1)
     console.print(
         f"[bold green]done[/]: {summary.n_frames} frame(s) at {summary.width}x{summary.height} on "
-        f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {summary.output}"
+        f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {summary.output}",
+        soft_wrap=True,
     )
 
 
