@@ -34,6 +34,7 @@ class Resume:
     stylized: torch.Tensor | None = None  # (1, 3, H, W) RGB [0, 1], the last finished frame
     frame: np.ndarray | None = None  # uint8 (H, W, 3) content of that frame
     records: list[dict[str, Any]] = field(default_factory=list)
+    rng: torch.Tensor | None = None  # torch's CPU random state after the last finished frame
 
 
 class Checkpoint:
@@ -101,8 +102,7 @@ class Checkpoint:
 
     def _load(self) -> Resume:
         state = torch.load(self.folder / STATE, weights_only=True)
-        torch.set_rng_state(state["rng"])
-        return Resume(state["done"], state["stylized"], state["frame"].numpy(), state["records"])
+        return Resume(state["done"], state["stylized"], state["frame"].numpy(), state["records"], state["rng"])
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:

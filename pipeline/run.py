@@ -156,6 +156,8 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
     records = [FrameDone(**record) for record in job.resume.records]
     try:
         session = prepare_session(config, styles, long_side=max(height, width))
+        if job.resume.rng is not None:
+            torch.set_rng_state(job.resume.rng)  # after the seeding in prepare_session
         for notice in job.notices:
             emit(notice)
         emit(RunStarted(job.n_frames, width, height, str(session.device)))

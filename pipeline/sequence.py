@@ -54,6 +54,8 @@ def select_device(choice: Device | str) -> torch.device:
 
 def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Session:
     """Pick the device, load the VGG truncated at the deepest layer used, and compute style Grams."""
+    if config.style_blend and len(config.style_blend) != len(styles):
+        raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     torch.manual_seed(config.seed)
     device = select_device(config.device)
     images = [io.read_image(path, max_side=max(16, round(long_side * config.style_scale))) for path in styles]

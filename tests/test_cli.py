@@ -84,6 +84,8 @@ def _bad_inputs(tmp_path: Path, style: Path) -> dict[str, tuple[list, str]]:
         "missing style": (["video", clip, "-s", tmp_path / "gone.png", "-o", tmp_path / "o2.mp4"], "gone.png"),
         "no out folder": (["video", clip, "-s", style, "-o", tmp_path / "no" / "o.mp4"], "does not exist"),
         "existing output": (["video", clip, "-s", style, "-o", tmp_path / "taken.mp4"], "already exists"),
+        "blend mismatch": (["video", clip, "-s", style, "--style-blend", "1", "--style-blend", "2",
+                            "-o", tmp_path / "o3.mp4"], "--style-blend has 2 weights for 1 style image"),
         "bad config": (["video", clip, "-s", style, "-c", tmp_path / "notes.mp4"], "notes.mp4"),
         "empty folder": (["frames", tmp_path / "nothing", "-s", style, "-o", tmp_path / "f"], "nothing"),
         "bad image": (["image", tmp_path / "broken.png", "-s", style, "-o", tmp_path / "o.png"], "broken.png"),

@@ -69,6 +69,18 @@ def test_interrupted_frames_run_resumes_to_the_same_frames(tmp_path, style, fold
     assert not (tmp_path / "parts.parts").exists()
 
 
+def test_resume_continues_the_random_state(tmp_path, style, folder, monkeypatch):
+    config = replace(TINY, init="random", temporal_weight=0.0)
+    run.stylize_frames(folder, [style], tmp_path / "whole", config)
+    _interrupt_on_call(monkeypatch, 3)
+    with pytest.raises(Interrupted):
+        run.stylize_frames(folder, [style], tmp_path / "parts", config)
+    monkeypatch.undo()
+    run.stylize_frames(folder, [style], tmp_path / "parts", config, resume=True)
+    for name in ("3.png", "4.png"):  # frames after the resume drew the same noise
+        assert np.array_equal(io.read_image(tmp_path / "parts" / name), io.read_image(tmp_path / "whole" / name))
+
+
 def test_interrupted_video_resumes_complete_ordered_and_with_audio(tmp_path, style, monkeypatch):
     clip = make_video(tmp_path / "clip.mp4", n_frames=4)
     output = tmp_path / "out.mp4"
