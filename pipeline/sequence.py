@@ -52,6 +52,18 @@ def select_device(choice: Device | str) -> torch.device:
     return torch.device(choice.value)
 
 
+def minimum_side(config: Config) -> int:
+    """Shortest frame side the deepest layer needs: each of its pools halves the size (conv5_1: 16)."""
+    deepest = max((config.content_layer, *config.style_layers), key=_layer_index)
+    return 2 ** (int(deepest[4]) - 1)  # "conv5_1" is behind 4 pools
+
+
+def _layer_index(name: str) -> int:
+    if name not in LAYER_NAMES:
+        raise ConfigError(f"unknown VGG-19 layer '{name}'; known: {', '.join(LAYER_NAMES)}")
+    return LAYER_NAMES.index(name)
+
+
 def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Session:
     """Pick the device, load the VGG truncated at the deepest layer used, and compute style Grams."""
     if config.style_blend and len(config.style_blend) != len(styles):
@@ -59,11 +71,7 @@ def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Se
     torch.manual_seed(config.seed)
     device = select_device(config.device)
     images = [io.read_image(path, max_side=max(16, round(long_side * config.style_scale))) for path in styles]
-    layers = (config.content_layer, *config.style_layers)
-    unknown = [name for name in layers if name not in LAYER_NAMES]
-    if unknown:
-        raise ConfigError(f"unknown VGG-19 layer(s) {', '.join(unknown)}; known: {', '.join(LAYER_NAMES)}")
-    deepest = max(layers, key=LAYER_NAMES.index)
+    deepest = max((config.content_layer, *config.style_layers), key=_layer_index)
     weights = Path(config.weights) if config.weights else None
     model = load_vgg19(last_layer=deepest, pooling=config.pooling.value, weights=weights).to(device)
     grams = style_grams(model, [io.to_tensor(image).to(device) for image in images], config.style_blend, config)
