@@ -114,9 +114,11 @@ def stylize_video(
             yield frame.image
 
     progress = checkpoint.start(resume=resume, overwrite=overwrite)
+    notices = [Notice(f"{content}: has {info.n_video_streams} video streams; using the first")
+               ] if info.n_video_streams > 1 else []
     with io.VideoWriter(output, width=width, height=height, time_base=first.time_base,
                         rate=info.average_rate, crf=config.crf, audio_from=content) as writer:
-        job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress)
+        job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress, notices)
         summary = _run(images(), styles, config, job, callback)
     if callback is not None:
         callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec)))

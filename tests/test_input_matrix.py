@@ -131,8 +131,10 @@ def test_two_video_streams_use_the_first(tmp_path, style):
                 output.mux(stream.encode(frame.reformat(format="yuv420p")))
         for stream in (first, second):
             output.mux(stream.encode(None))
-    summary = run.stylize_video(path, [style], tmp_path / "out.mp4", TINY)
+    events = []
+    summary = run.stylize_video(path, [style], tmp_path / "out.mp4", TINY, callback=events.append)
     assert summary.n_frames == 2 and (summary.width, summary.height) == (32, 22)
+    assert any(isinstance(e, run.Notice) and "2 video streams; using the first" in e.text for e in events)
 
 
 def _remux_with_audio(source: Path, target: Path, codec: str, *, seconds: float) -> Path:

@@ -1,6 +1,9 @@
 """Interrupted runs keep their finished frames and resume to the same result."""
 
 import os
+import subprocess
+import sys
+import time
 import signal
 from dataclasses import replace
 
@@ -132,3 +135,25 @@ def test_out_of_memory_names_the_size_and_a_smaller_max_side(tmp_path, style, fo
     with pytest.raises(DeviceError, match=r"at 32x21; try a smaller --max-side, e.g. --max-side 21"):
         run.stylize_frames(folder, [style], tmp_path / "out", TINY)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.parts").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_real_signal_keeps_the_frames_and_resume_finishes(tmp_path, style, signum):
+    clip = make_video(tmp_path / "clip.mp4", n_frames=6)
+    output = tmp_path / "out.mp4"
+    command = [sys.executable, "-m", "stylereel.cli", "video", str(clip.path), "-s", str(style), "-o", str(output),
+               "--max-side", "32", "--first-iterations", "2", "--iterations", "15", "--device", "cpu", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = tmp_path / "out.mp4.parts" / "state.pt"
+    deadline = time.monotonic() + 60
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    message, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, message
+    assert message.startswith("interrupted:") and "--resume" in message and "Traceback" not in message
+    assert not output.exists()
+    finished = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    with av.open(str(output)) as container:
+        assert len([f for f in container.decode(video=0)]) == 6

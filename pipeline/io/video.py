@@ -47,6 +47,7 @@ class VideoInfo:
     rotation: int  # 0, 90, 180 or 270: counter-clockwise turn that makes decoded frames upright
     has_audio: bool
     audio_codec: str | None  # e.g. "aac"; None without audio
+    n_video_streams: int = 1  # stylereel uses the first
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def probe_video(path: Path) -> VideoInfo:
             rotation=rotation,
             has_audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
+            n_video_streams=len(container.streams.video),
         )
 
 
