@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
@@ -197,7 +198,7 @@ def _fail(console: Console, error: StylereelError, debug: bool, *, code: int = E
     if debug:
         raise error
     label = "interrupted" if isinstance(error, Interrupted) else "error"
-    console.print(f"[red]{label}:[/] {error}", highlight=False, soft_wrap=True)
+    console.print(f"[red]{label}:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code) from None
 
 

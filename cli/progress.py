@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -50,7 +51,7 @@ class ProgressView:
         if self.quiet:
             return
         if isinstance(event, Notice):
-            self.progress.console.print(event.text)
+            self.progress.console.print(event.text, markup=False, highlight=False)
         elif isinstance(event, RunStarted):
             self.progress.console.print(
                 f"stylizing at {event.width}x{event.height} on {event.device}"
@@ -77,7 +78,7 @@ def print_summary(console: Console, summary: Summary) -> None:
     per_frame = summary.seconds / max(summary.n_frames, 1)
     console.print(
         f"[bold green]done[/]: {summary.n_frames} frame(s) at {summary.width}x{summary.height} on "
-        f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {summary.output}",
+        f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {escape(str(summary.output))}",
         soft_wrap=True,
     )
 

@@ -124,9 +124,9 @@ def stylize_video(
         callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec)))
         if frames.error:
             callback(Notice(f"warning: {frames.error}; {summary.n_frames} frame(s) were stylized"))
-        elif n_frames and summary.n_frames < n_frames:
-            callback(Notice(f"warning: {content}: only {summary.n_frames} of the {n_frames} frames the file "
-                            f"declares could be decoded; {n_frames - summary.n_frames} lost"))
+        elif frames.lost:
+            callback(Notice(f"warning: {content}: the video ends before its declared length; "
+                            f"frames: {summary.n_frames} stylized, {frames.lost} lost"))
     return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
@@ -158,11 +158,12 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
     if first is None:
         raise InputError(f"{job.output}: no frames to stylize")
     height, width = first.shape[:2]
-    if min(height, width) < minimum_side(config):
-        raise ConfigError(f"{job.output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
-                          f"VGG-19 needs at least {minimum_side(config)} px on the short side; use a larger --max-side")
     records = [FrameDone(**record) for record in job.resume.records]
     try:
+        if min(height, width) < minimum_side(config):
+            raise ConfigError(f"{job.output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
+                              f"VGG-19 needs at least {minimum_side(config)} px on the short side; "
+                              "use a larger --max-side")
         session = prepare_session(config, styles, long_side=max(height, width))
         if job.resume.rng is not None:
             torch.set_rng_state(job.resume.rng)  # after the seeding in prepare_session

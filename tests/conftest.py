@@ -70,24 +70,33 @@ def make_video(
     audio_codec: str = "aac",
     rotation: int = 0,
     full_range: bool = False,
+    sar: Fraction | None = None,
+    audio_seconds: float | None = None,
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Clip:
     """Write a moving-blob clip; `pts` (one per frame) gives variable timing and needs `time_base`.
 
     Lossless codecs ("png" with rgb24, "ffv1" with bgr0) decode to exactly `Clip.frames`;
-    libx264 runs at crf 0 but its yuv420p still blurs colour edges a little.
+    libx264 runs at crf 0 but its yuv420p still blurs colour edges a little. `sar` stores
+    non-square pixels, `audio_seconds` makes the audio longer or shorter than the video (default:
+    as long), `options` go to the video encoder and `container_options` to the muxer.
     """
     frames = blob_frames(size, len(pts) if pts else n_frames)
     time_base = time_base or (1 / rate if rate else Fraction(1, 1000))
     pts = pts or [round(index / rate / time_base) for index in range(len(frames))]
     pix_fmt = pix_fmt or {"png": "rgb24", "ffv1": "bgr0"}.get(codec, "yuv420p")
-    with av.open(str(path), "w") as output:
-        video = output.add_stream(codec, rate=rate, options={"crf": "0"} if codec == "libx264" else {})
+    options = ({"crf": "0"} if codec == "libx264" else {}) | (options or {})
+    with av.open(str(path), "w", options=container_options or {}) as output:
+        video = output.add_stream(codec, rate=rate, options=options)
         video.width, video.height, video.pix_fmt = size[0], size[1], pix_fmt
         video.time_base = video.codec_context.time_base = time_base
         if rotation:
             video.set_display_rotation(rotation)
         if full_range:
             video.codec_context.color_range = 2
+        if sar:
+            video.codec_context.sample_aspect_ratio = sar
         audio = _add_audio(output, audio_codec) if with_audio else None
         for frame, frame_pts in zip(frames, pts):
             encoded = av.VideoFrame.from_ndarray(frame, format="rgb24")
@@ -98,7 +107,7 @@ def make_video(
         output.mux(video.encode(None))
         if audio is not None:
             duration = (pts[-1] * time_base) + (1 / rate if rate else Fraction(1, 10))
-            _write_audio(output, audio, round(duration * SAMPLE_RATE))
+            _write_audio(output, audio, round((audio_seconds or duration) * SAMPLE_RATE))
     return Clip(path=path, frames=frames, pts=pts, time_base=time_base, rate=rate)
 
 
@@ -110,7 +119,8 @@ def make_audio(path: Path, *, codec: str = "aac", seconds: float = 0.2) -> Path:
 
 
 def _add_audio(output: av.container.OutputContainer, codec: str) -> av.AudioStream:
-    return output.add_stream(codec, rate=SAMPLE_RATE, layout="stereo")
+    # FFmpeg's own Vorbis encoder is marked experimental; the others ignore the flag.
+    return output.add_stream(codec, rate=SAMPLE_RATE, layout="stereo", options={"strict": "experimental"})
 
 
 def _write_audio(output: av.container.OutputContainer, stream: av.AudioStream, n_samples: int) -> None:

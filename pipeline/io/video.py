@@ -96,7 +96,12 @@ def probe_video(path: Path) -> VideoInfo:
 
 
 class VideoFrames(Iterator[VideoFrame]):
-    """Iterator over a video's decoded frames; `error` says why decoding stopped early, else None."""
+    """Iterator over a video's decoded frames, and what was lost on the way.
+
+    Once it is exhausted, `lost` counts the frames the file declares that never decoded (its frame
+    count, else its declared length, tells), and `error` names the file and says why when a packet
+    was damaged or reading failed (None otherwise: a file that merely ends early shows in `lost`).
+    """
 
     def __init__(self, path: Path, *, max_side: int | None, max_frames: int | None) -> None:
         if max_frames is not None and max_frames < 1:
@@ -104,7 +109,10 @@ class VideoFrames(Iterator[VideoFrame]):
         self.info = probe_video(path)
         self.size = fit_size(self.info.width, self.info.height, max_side, even=True)  # (width, height)
         self.error: str | None = None
-        self._stop_reason: str | None = None
+        self.lost = 0
+        self._n_damaged = 0  # packets the decoder refused
+        self._read_failed = False  # the demuxer gave up before the end of the file
+        self._problem: str | None = None  # the last decoding or reading error
         self._frames = self._decode(max_frames)
 
     def __next__(self) -> VideoFrame:
@@ -119,31 +127,54 @@ class VideoFrames(Iterator[VideoFrame]):
         with _open_input(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            index, pts = -1, None
-            for index, frame in enumerate(self._decode_until_error(container, stream)):
+            index, pts, shown_until = -1, None, None
+            for index, frame in enumerate(self._decode_around_damage(container, stream)):
                 pts = _frame_pts(frame, index, pts, self.info)
+                shown_until = _shown_until(frame, self.info)
                 image = _to_rgb(frame, self.info.rotation, self.size)
                 yield VideoFrame(image=image, pts=pts, time_base=stream.time_base, index=index)
                 if index + 1 == max_frames:
                     return
-        if index < 0:
-            detail = f" ({self._stop_reason})" if self._stop_reason else ""
-            raise InputError(f"{path}: no decodable video frames{detail}")
+            if index < 0:
+                detail = f" ({self._problem})" if self._problem else ""
+                raise InputError(f"{path}: no decodable video frames{detail}")
+            lost = _count_lost(stream, n_decoded=index + 1, shown_until=shown_until, n_refused=self._n_damaged)
+            self.lost = min(lost, max_frames - index - 1) if max_frames else lost
+            self.error = self._describe_damage(index + 1)
 
-    def _decode_until_error(
+    def _decode_around_damage(
         self, container: av.container.InputContainer, stream: av.VideoStream
     ) -> Iterator[av.VideoFrame]:
-        frames = container.decode(stream)
+        """Decode packet by packet: a packet the decoder refuses is skipped, so the frames after the
+        damage still come out; a reading error ends the stream."""
+        packets = container.demux(stream)
         while True:
             try:
-                frame = next(frames)
+                packet = next(packets)
             except StopIteration:
                 return
             except AV_ERRORS as error:
-                self._stop_reason = _problem(error)
-                self.error = f"{self.info.path}: decoding stopped early ({self._stop_reason})"
+                self._read_failed, self._problem = True, _problem(error)
                 return
-            yield frame
+            try:
+                frames = packet.decode()
+            except AV_ERRORS as error:
+                self._n_damaged += 1
+                self._problem = _problem(error)
+                continue
+            yield from frames
+
+    def _describe_damage(self, n_decoded: int) -> str | None:
+        """What went wrong while decoding and what it cost, naming the file; None if nothing did."""
+        causes = []
+        if self._n_damaged:
+            causes.append(f"{self._n_damaged} damaged packet(s) could not be decoded")
+        if self._read_failed:
+            causes.append("reading stopped early")
+        if not causes:
+            return None
+        cost = f"frames: {n_decoded} decoded, {self.lost} lost"
+        return f"{self.info.path}: {' and '.join(causes)} ({self._problem}); {cost}"
 
 
 def read_video(path: Path, *, max_side: int | None, max_frames: int | None = None) -> VideoFrames:
@@ -155,8 +186,9 @@ def read_video(path: Path, *, max_side: int | None, max_frames: int | None = Non
     `fit_size(width, height, max_side, even=True)` so yuv420p can encode them. Each keeps its
     decoded pts; a frame without one gets `index / rate`, and one that does not increase gets the
     previous pts plus one tick, so the pts always increase as `VideoWriter` needs. Decoding stops
-    after `max_frames` frames, or quietly at a decode error once some frames came out (the
-    iterator's `error` then says why).
+    after `max_frames` frames. A damaged file gives the frames that decode: a packet the decoder
+    refuses is skipped and a reading error ends the stream; the exhausted iterator's `lost` then
+    counts the declared frames that never came out, and its `error` says what went wrong.
 
     Raises:
         InputError: at once if `probe_video` fails; on first use if no frame decodes at all.
@@ -374,6 +406,8 @@ def _open_input(path: Path) -> av.container.InputContainer:
         raise InputError(f"{path}: is a directory") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
+    except EOFError:  # a header, then nothing: e.g. a video track that never got a frame
+        raise InputError(f"{path}: ends before its first video frame") from None
     except AV_ERRORS as error:
         raise InputError(f"{path}: not a video file ({_problem(error)})") from error
 
@@ -402,15 +436,57 @@ def _display_size(stream: av.VideoStream, frame: av.VideoFrame | None) -> tuple[
 
 
 def _estimate_frames(container: av.container.InputContainer, stream: av.VideoStream) -> int | None:
-    """The container's frame count, else duration x rate (Matroska stores no count)."""
-    if stream.frames:
-        return stream.frames
+    """The declared frame count, else the stream's declared length x rate, else the file's."""
+    declared = _declared_frames(stream)
+    if declared:
+        return declared
     rate = stream.average_rate or stream.guessed_rate
-    if rate and stream.duration:
-        return round(stream.duration * stream.time_base * rate)
+    end = _declared_end(stream)
+    if rate and end:
+        return round((end - (stream.start_time or 0) * stream.time_base) * rate)
     if rate and container.duration:
         return round(Fraction(container.duration, av.time_base) * rate)
     return None
+
+
+def _declared_frames(stream: av.VideoStream) -> int | None:
+    """The frame count the file states: the stream header's, or the statistics tag mkvmerge writes."""
+    tag = _track_tag(stream, "NUMBER_OF_FRAMES")
+    return stream.frames or (int(tag) if tag.isdecimal() else None)
+
+
+def _declared_end(stream: av.VideoStream) -> Fraction | None:
+    """When the stream's last frame stops showing, in seconds, as the file states; None if it does not.
+
+    Matroska keeps no stream duration, but its muxers tag each track with DURATION, which for
+    FFmpeg's is the end time (Matroska times start at 0). The file's own duration is no substitute:
+    it also counts a longer audio track.
+    """
+    if stream.duration:
+        return ((stream.start_time or 0) + stream.duration) * stream.time_base
+    hours, _, rest = _track_tag(stream, "DURATION").partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        return Fraction(hours) * 3600 + Fraction(minutes) * 60 + Fraction(seconds)
+    except ValueError:
+        return None
+
+
+def _track_tag(stream: av.VideoStream, name: str) -> str:
+    """A Matroska track tag, or ""; FFmpeg appends the tag's language, as mkvmerge's "DURATION-eng"."""
+    return stream.metadata.get(name) or stream.metadata.get(f"{name}-eng", "")
+
+
+def _count_lost(stream: av.VideoStream, *, n_decoded: int, shown_until: Fraction | None, n_refused: int) -> int:
+    """Frames that did not decode: short of the declared count, else the refused packets or the
+    frames that would fill the time between the last decoded frame and the declared end."""
+    declared = _declared_frames(stream)
+    if declared:
+        return max(0, declared - n_decoded)
+    rate = stream.average_rate or stream.guessed_rate
+    end = _declared_end(stream)
+    missing = (end - shown_until) * rate if rate and end and shown_until is not None else 0
+    return max(n_refused, round(missing) if missing >= 1 else 0)
 
 
 def _normalize_rotation(degrees: float) -> int:
@@ -444,6 +520,14 @@ def _frame_pts(frame: av.VideoFrame, index: int, previous: int | None, info: Vid
         pts = round(index / (info.average_rate or FALLBACK_RATE) / info.time_base)
     # Damaged files can repeat a pts; an encoder refuses that, so nudge rather than drop the frame.
     return pts if previous is None or pts > previous else previous + 1
+
+
+def _shown_until(frame: av.VideoFrame, info: VideoInfo) -> Fraction | None:
+    """When a decoded frame stops showing, in seconds: its time plus its duration (or one frame)."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    duration = frame.duration * frame.time_base if frame.duration else 1 / (info.average_rate or FALLBACK_RATE)
+    return frame.pts * frame.time_base + duration
 
 
 def _add_video_stream(output: av.container.OutputContainer, writer: VideoWriter) -> av.VideoStream:
