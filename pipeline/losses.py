@@ -7,6 +7,7 @@ rescales the weights alpha and beta).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -17,7 +18,22 @@ def gram_matrix(features: Tensor) -> Tensor:
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)  # (B, C, M)
-    return flat @ flat.transpose(1, 2) / (h * w)  # (B, C, C)
+    return _Gram.apply(flat) / (h * w)  # (B, C, C)
+
+
+class _Gram(torch.autograd.Function):
+    """F F^T with a one-product backward: d(F F^T) = (G' + G'^T) F, where autograd's generic
+    rule for `flat @ flat.T` does two products and adds them (a sixth of a CPU iteration, measured)."""
+
+    @staticmethod
+    def forward(ctx, flat: Tensor) -> Tensor:
+        ctx.save_for_backward(flat)
+        return flat @ flat.transpose(1, 2)  # (B, C, C)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (flat,) = ctx.saved_tensors
+        return (grad + grad.transpose(1, 2)) @ flat  # (B, C, M)
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:

@@ -51,34 +51,46 @@ class VGG19(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for _, _, c_in, c_out in LAYERS[:depth])
         self.pool = F.avg_pool2d if pooling == "avg" else F.max_pool2d
         self.caffe = caffe
+        # Buffers follow the model to its device, so preprocessing copies nothing from the host.
+        mean, scale = (CAFFE_MEAN_BGR, (1.0, 1.0, 1.0)) if caffe else (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
+        self.bf16 = False  # run the convolutions under bfloat16 autocast
+        self.channels_last = False  # feed the convolutions NHWC tensors
         self.requires_grad_(False)
+
+    def set_execution(self, *, bf16: bool, channels_last: bool) -> VGG19:
+        """How the convolutions run: bf16 autocast (features still come out float32) and memory layout."""
+        self.bf16, self.channels_last = bf16, channels_last
+        return self.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     def preprocess(self, image: Tensor) -> Tensor:
         """Map (B, 3, H, W) RGB [0, 1] to the network's input space; never in place."""
         if self.caffe:
-            mean = image.new_tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)
-            return image.flip(1) * 255.0 - mean  # RGB -> BGR, 0-255, minus mean
-        mean = image.new_tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1)
-        std = image.new_tensor(IMAGENET_STD_RGB).view(1, 3, 1, 1)
-        return (image - mean) / std
+            return image.flip(1) * 255.0 - self.mean  # RGB -> BGR, 0-255, minus mean
+        return (image - self.mean) / self.std
 
     def forward(self, image: Tensor, layers: tuple[str, ...]) -> dict[str, Tensor]:
-        """Features of `image` at `layers`: {name: (B, C, H / 2**k, W / 2**k)}, after the ReLU."""
+        """Features of `image` at `layers`: {name: (B, C, H / 2**k, W / 2**k)} float32, after the ReLU."""
         wanted = set(layers)
         unknown = wanted - set(self.names)
         if unknown:
             raise ValueError(f"layers {sorted(unknown)} are not in this network (it ends at {self.names[-1]})")
         features = {}
         x = self.preprocess(image)
-        for name, conv in zip(self.names, self.convs):
-            if name.endswith("_1") and name != "conv1_1":
-                x = self.pool(x, kernel_size=2, stride=2)
-            x = F.relu(conv(x))  # out of place: captured features must not be overwritten
-            if name in wanted:
-                features[name] = x
-                if len(features) == len(wanted):
-                    break
-        return features
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            for name, conv in zip(self.names, self.convs):
+                if name.endswith("_1") and name != "conv1_1":
+                    x = self.pool(x, kernel_size=2, stride=2)
+                # In place is safe: features are taken after the ReLU, and no later op writes into them.
+                x = F.relu_(conv(x))
+                if name in wanted:
+                    features[name] = x
+                    if len(features) == len(wanted):
+                        break
+        return {name: feature.float() for name, feature in features.items()}  # no copy when already fp32
 
 
 def load_vgg19(

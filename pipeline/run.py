@@ -6,6 +6,7 @@ one callback of small frozen dataclasses, and write each output under a temporar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -39,6 +40,7 @@ class Summary:
     device: str
     seconds: float
     frames: list[FrameDone] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each stage; see _run
 
 
 def stylize_image(
@@ -159,6 +161,10 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
         raise InputError(f"{job.output}: no frames to stylize")
     height, width = first.shape[:2]
     records = [FrameDone(**record) for record in job.resume.records]
+    # Seconds in each stage. decode and flow run in the prefetch thread (config.prefetch > 0), so
+    # they may overlap the others and the sum can exceed the run's seconds. encode: writing the
+    # output; checkpoint: saving the work folder.
+    phases = dict.fromkeys(("decode", "flow", "optimize", "encode", "checkpoint"), 0.0)
     try:
         if min(height, width) < minimum_side(config):
             raise ConfigError(f"{job.output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
@@ -171,16 +177,40 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
             emit(notice)
         emit(RunStarted(job.n_frames, width, height, str(session.device)))
         frames = _replay(_chain(first, frames), job, records, emit)
-        for step in stylize_sequence(session, frames, emit, job.resume):
-            job.write(step.record.index, step.image)
+        for step in stylize_sequence(session, _timed(frames, phases, "decode"), emit, job.resume):
+            with _timer(phases, "encode"):
+                job.write(step.record.index, step.image)
             records.append(step.record)
             if job.checkpoint is not None:
-                job.checkpoint.save(step.record.index, step.image, step.stylized, step.frame,
-                                    [asdict(record) for record in records])
+                with _timer(phases, "checkpoint"):
+                    job.checkpoint.save(step.record.index, step.image, step.stylized, step.frame,
+                                        [asdict(record) for record in records])
             emit(step.record)
     except BaseException as error:
         _stopped(job, len(records), _explain_out_of_memory(error, width, height, config))
-    return Summary(job.output, len(records), width, height, str(session.device), time.perf_counter() - start, records)
+    phases["flow"] = sum(record.flow_seconds for record in records)
+    phases["optimize"] = sum(record.optimize_seconds for record in records)
+    return Summary(job.output, len(records), width, height, str(session.device), time.perf_counter() - start,
+                   records, phases)
+
+
+@contextlib.contextmanager
+def _timer(phases: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] += time.perf_counter() - start
+
+
+def _timed(items: Iterator[np.ndarray], phases: dict[str, float], name: str) -> Iterator[np.ndarray]:
+    """`items`, adding the time each `next` takes to `phases[name]`."""
+    while True:
+        with _timer(phases, name):
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
 
 
 def _replay(frames: Iterator[np.ndarray], job: _Job, records: list[FrameDone], emit: Callback) -> Iterator[np.ndarray]:
@@ -228,7 +258,7 @@ def _finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None,
 
 def _settings(config: Config, inputs: list[Path]) -> dict:
     """What must match for a run to be resumed: the settings that shape frames, and the input files."""
-    values = {k: v for k, v in asdict(config).items() if k not in ("max_frames", "crf")}
+    values = {k: v for k, v in asdict(config).items() if k not in ("max_frames", "crf", "prefetch", "compile")}
     files = {f"input file {path}": _file_identity(path) for path in inputs}
     return json.loads(json.dumps(values | files))  # as JSON would give it back: tuples become lists
 
@@ -284,6 +314,7 @@ def _write_stats(path: Path, summary: Summary) -> None:
         "height": summary.height,
         "n_frames": summary.n_frames,
         "seconds": round(summary.seconds, 3),
+        "phase_seconds": {name: round(value, 3) for name, value in summary.phases.items()},
         "frames": [asdict(frame) for frame in summary.frames],
     }
     _atomic_write_text(path, json.dumps(data, indent=2) + "\n")

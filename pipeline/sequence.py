@@ -6,6 +6,7 @@ turns content frames into `Step`s, linking each frame to the previous one throug
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -13,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import flow, io
 from .checkpoint import Resume
-from .config import Config, Device, Flow, Init
+from .prefetch import prefetch
+from .config import Config, Device, Flow, Init, Precision
 from .errors import ConfigError, InputError
-from .events import Callback, FrameDone, FrameStarted, Notice
+from .events import Callback, Event, FrameDone, FrameStarted, Notice
 from .model import LAYER_NAMES, VGG19, load_vgg19
-from .optimize import Targets, content_targets, style_grams, stylize_frame
+from .optimize import FrameResult, IterationDone, Targets, content_targets, style_grams, stylize_frame
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Session:
     device: torch.device
     model: VGG19
     grams: dict[str, torch.Tensor]
+    coarse_grams: dict[str, torch.Tensor] | None = None  # the style at the coarse pass's size
 
 
 def select_device(choice: Device | str) -> torch.device:
@@ -52,6 +56,13 @@ def select_device(choice: Device | str) -> torch.device:
     return torch.device(choice.value)
 
 
+def uses_bf16(config: Config, device: torch.device) -> bool:
+    """bf16 convolutions where asked for, or by default on CUDA (tensor cores); fp32 elsewhere."""
+    if config.precision == Precision.auto:
+        return device.type == "cuda"
+    return config.precision == Precision.bf16
+
+
 def minimum_side(config: Config) -> int:
     """Shortest frame side the deepest layer needs: each of its pools halves the size (conv5_1: 16)."""
     deepest = max((config.content_layer, *config.style_layers), key=_layer_index)
@@ -70,12 +81,24 @@ def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Se
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     torch.manual_seed(config.seed)
     device = select_device(config.device)
-    images = [io.read_image(path, max_side=max(16, round(long_side * config.style_scale))) for path in styles]
+    style_side = max(16, round(long_side * config.style_scale))
     deepest = max((config.content_layer, *config.style_layers), key=_layer_index)
     weights = Path(config.weights) if config.weights else None
     model = load_vgg19(last_layer=deepest, pooling=config.pooling.value, weights=weights).to(device)
-    grams = style_grams(model, [io.to_tensor(image).to(device) for image in images], config.style_blend, config)
-    return Session(config, device, model, grams)
+    model.set_execution(bf16=uses_bf16(config, device), channels_last=device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # frames share one size, so the autotuned choice is reused
+    def grams_at(side: int, *, optional: bool = False) -> dict[str, torch.Tensor] | None:
+        images = [io.read_image(path, max_side=side) for path in styles]
+        if optional and min(min(image.shape[:2]) for image in images) < minimum_side(config):
+            return None
+        return style_grams(model, [io.to_tensor(image).to(device) for image in images], config.style_blend, config)
+
+    full = grams_at(style_side)
+    # The coarse pass sees the style at its own scale, so strokes keep their size relative to the
+    # frame; a style image too narrow for that keeps its full-size Grams.
+    coarse = (grams_at(round(style_side * config.coarse_scale), optional=True) or full) if config.coarse_to_fine else None
+    return Session(config, device, model, full, coarse)
 
 
 @dataclass(frozen=True)
@@ -94,14 +117,16 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     Ruder et al. 2016: the previous stylized frame, warped along the content's flow, is both the
     starting point and the target of the temporal loss outside occlusions. A scene cut restarts
     the chain from the content, as the first frame of a sequence does. `resume` continues a chain.
+    Decoding and optical flow run `config.prefetch` frames ahead in a background thread.
     """
     config, model = session.config, session.model
-    previous_frame = resume.frame
     previous = None if resume.stylized is None else resume.stylized.to(session.device)
-    for index, frame in enumerate(frames, start=resume.done):
+    ahead = prefetch(_with_flow(config, frames, resume.frame), depth=config.prefetch)
+    for index, (frame, flows) in enumerate(ahead, start=resume.done):
         start = time.perf_counter()
         content = io.to_tensor(frame).to(session.device)
-        link = None if previous is None else link_frames(config, previous_frame, frame, previous)
+        link = None if previous is None else link_frames(config, flows, frame, previous)
+        linked = time.perf_counter()
         cut = link is not None and link.cut
         if cut:
             emit(Notice(f"frame {index + 1}: scene cut ({link.unlinked:.0%} of pixels unlinked), restarting from the content"))
@@ -109,13 +134,87 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
         targets = Targets(content_targets(model, content, config), session.grams,
                           warped=link.warped if chained and config.temporal_weight > 0 else None,
                           mask=link.mask if chained else None)
-        init = initial_image(config.init, content, previous if chained else None, link)
-        n_iters = config.iterations if chained else config.first_iterations
-        emit(FrameStarted(index, n_iters))
-        result = stylize_frame(model, init, targets, config=config, n_iters=n_iters, callback=emit)
-        previous, previous_frame = result.image, frame
-        record = FrameDone(index, result.iterations, time.perf_counter() - start, result.losses, cut)
+        if chained:
+            init = initial_image(config.init, content, previous, link)
+            emit(FrameStarted(index, config.iterations))
+            result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit)
+        else:
+            result = start_shot(session, content, targets, index, emit)
+        previous = result.image
+        done = time.perf_counter()
+        # The flow itself may have run in the background: it counts in flow_seconds, not in seconds.
+        record = FrameDone(index, result.iterations, done - start, result.losses, cut,
+                           flow_seconds=linked - start + (flows.seconds if flows else 0.0),
+                           optimize_seconds=done - linked)
         yield Step(io.to_array(result.image), result.image, frame, record)
+
+
+@dataclass(frozen=True)
+class Flows:
+    """Optical flow between two content frames, both ways, and the seconds it took."""
+
+    previous_frame: np.ndarray  # frame t-1, uint8 (H, W, 3)
+    forward: torch.Tensor | None  # (1, 2, H, W) t-1 -> t, on the CPU; None for --flow none
+    backward: torch.Tensor | None  # (1, 2, H, W) t -> t-1
+    seconds: float
+
+
+def _with_flow(config: Config, frames: Iterable[np.ndarray], previous_frame: np.ndarray | None
+               ) -> Iterator[tuple[np.ndarray, Flows | None]]:
+    """Each frame with its flow to the frame before (None for the very first): content only, so it
+    can run ahead of the stylization."""
+    for frame in frames:
+        flows = None
+        if previous_frame is not None:
+            start = time.perf_counter()
+            forward = backward = None
+            if config.flow != Flow.none:
+                forward = flow.optical_flow(previous_frame, frame, method=config.flow)
+                backward = flow.optical_flow(frame, previous_frame, method=config.flow)
+            flows = Flows(previous_frame, forward, backward, time.perf_counter() - start)
+        yield frame, flows
+        previous_frame = frame
+
+
+def start_shot(session: Session, content: torch.Tensor, targets: Targets, index: int, emit: Callback) -> FrameResult:
+    """The first frame of a shot, from its content; coarse-to-fine when the session has coarse Grams.
+
+    The coarse pass optimises the frame at `coarse_scale` of its size, where an iteration costs
+    about coarse_scale**2 as much and large structures settle in fewer iterations; its result,
+    upsampled, starts the full-size pass, as Gatys et al. 2017 ("Controlling Perceptual Factors in
+    Neural Style Transfer") do for high resolutions.
+    Each pass stops at `first_iterations` or earlier by `stop_tolerance`; the record counts both.
+    """
+    config, model = session.config, session.model
+    size = coarse_size(content.shape[-2:], config) if session.coarse_grams is not None else None
+    budget = config.first_iterations * (2 if size else 1)
+    emit(FrameStarted(index, budget))
+    init, done = content, 0
+    if size:
+        small = F.interpolate(content, size=size, mode="bilinear", antialias=True, align_corners=False)
+        small_targets = Targets(content_targets(model, small, config), session.coarse_grams)
+        coarse = stylize_frame(model, small, small_targets, config=config, n_iters=config.first_iterations,
+                               callback=_offset(emit, 0, budget))
+        init = F.interpolate(coarse.image, size=content.shape[-2:], mode="bilinear", align_corners=False)
+        done = coarse.iterations
+    result = stylize_frame(model, init, targets, config=config, n_iters=config.first_iterations,
+                           callback=_offset(emit, done, budget))
+    return dataclasses.replace(result, iterations=result.iterations + done)
+
+
+def coarse_size(size: tuple[int, int], config: Config) -> tuple[int, int] | None:
+    """(height, width) of the coarse pass, or None where it would be too small for the network."""
+    height, width = (max(1, round(side * config.coarse_scale)) for side in size)
+    return (height, width) if min(height, width) >= minimum_side(config) else None
+
+
+def _offset(emit: Callback, done: int, total: int) -> Callback:
+    """Report a pass's iterations as part of the frame's: counted on from `done`, out of `total`."""
+    def forward(event: Event) -> None:
+        if isinstance(event, IterationDone):
+            event = IterationDone(event.iteration + done, total, event.loss)
+        emit(event)
+    return forward
 
 
 @dataclass(frozen=True)
@@ -128,17 +227,17 @@ class Link:
     cut: bool
 
 
-def link_frames(config: Config, previous_frame: np.ndarray, frame: np.ndarray, previous_stylized: torch.Tensor) -> Link:
-    """Flow from the content frames (forward and backward), occlusion mask and scene-cut test."""
+def link_frames(config: Config, flows: Flows, frame: np.ndarray, previous_stylized: torch.Tensor) -> Link:
+    """Warp the previous result along the content's flow; occlusion mask and scene-cut test."""
     device = previous_stylized.device
-    if config.flow == Flow.none:
+    if flows.backward is None:
         backward = torch.zeros((1, 2, *frame.shape[:2]), device=device)
         mask = torch.ones((1, 1, *frame.shape[:2]), device=device)
     else:
-        forward = flow.optical_flow(previous_frame, frame, method=config.flow).to(device)
-        backward = flow.optical_flow(frame, previous_frame, method=config.flow).to(device)
-        mask = flow.occlusion_mask(forward, backward)
-    unlinked = flow.unlinked_fraction(io.to_tensor(previous_frame).to(device), io.to_tensor(frame).to(device), backward, mask)
+        backward = flows.backward.to(device)
+        mask = flow.occlusion_mask(flows.forward.to(device), backward)
+    previous_content = io.to_tensor(flows.previous_frame).to(device)
+    unlinked = flow.unlinked_fraction(previous_content, io.to_tensor(frame).to(device), backward, mask)
     return Link(flow.warp(previous_stylized, backward), mask, unlinked, unlinked > config.cut_threshold)
 
 

@@ -77,3 +77,13 @@ def test_gradcheck_style_and_temporal():
     warped, mask = torch.rand(1, 3, 2, 3, dtype=torch.float64), torch.rand(1, 1, 2, 3, dtype=torch.float64)
     image = torch.rand(1, 3, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: temporal_loss(x, warped, mask) + tv_loss(x), (image,))
+
+
+def test_gram_matrix_gradient_matches_autograd_of_the_plain_product():
+    features = torch.rand(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(2, 3, 3, dtype=torch.float64)
+    (ours,) = torch.autograd.grad((gram_matrix(features) * weights).sum(), features)
+    flat = features.reshape(2, 3, 20)
+    (plain,) = torch.autograd.grad((flat @ flat.transpose(1, 2) / 20 * weights).sum(), features)
+    torch.testing.assert_close(ours, plain)
+    assert torch.autograd.gradcheck(gram_matrix, (features,))

@@ -4,8 +4,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from stylereel.pipeline.config import Config, Optimizer
+from stylereel.pipeline.losses import gram_matrix
 from stylereel.pipeline.model import VGG19
 from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams, stylize_frame
 
@@ -71,3 +73,63 @@ def test_same_seed_same_result(setup):
         torch.manual_seed(3)
         results.append(stylize_frame(model, content, targets, config=CONFIG, n_iters=3).image)
     assert torch.equal(results[0], results[1])
+
+
+def test_early_stop_ends_a_frame_once_the_loss_stops_improving(setup):
+    model, content, targets = setup
+    strict = stylize_frame(model, content, targets, config=replace(CONFIG, stop_tolerance=0.0), n_iters=30)
+    assert strict.iterations == 30
+    # Any improvement under 100% over 10 iterations counts as stalled: the first check (after
+    # readings at 5, 10 and 15) stops it.
+    loose = stylize_frame(model, content, targets, config=replace(CONFIG, stop_tolerance=1.0), n_iters=30)
+    assert loose.iterations == 15
+    seen = []
+    stylize_frame(model, content, targets, config=replace(CONFIG, stop_tolerance=1.0, stop_window=20),
+                  n_iters=30, callback=seen.append)
+    assert len(seen) == 25  # readings at 5..25: the 20-iteration window first spans 5 to 25
+
+
+class _HostReads(TorchDispatchMode):
+    """Counts `.item()`/`float()`/`bool()` on tensors and tensors made from host data."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_loop_reads_the_device_only_to_report(setup):
+    model, content, targets = setup
+    warped, mask = torch.rand_like(content), torch.ones(1, 1, 24, 24)
+    chained = Targets(targets.content, targets.grams, warped=warped, mask=mask)
+    config = replace(CONFIG, stop_tolerance=0.0)
+    stylize_frame(model, content, chained, config=config, n_iters=2)  # warm up
+    counted = []
+    for n_iters in (10, 20):
+        with _HostReads() as reads:
+            stylize_frame(model, content, chained, config=config, n_iters=n_iters)
+        counted.append(reads.count)
+    # Ten more iterations cost two more reads: the loss at iterations 15 and 20, nothing per iteration.
+    assert counted[1] - counted[0] == 2
+
+
+def test_bf16_convolutions_give_float32_features_close_to_fp32(setup):
+    model, content, _ = setup
+    layers = ("conv1_1", "conv3_1", "conv5_1")
+    exact = model(content, layers)
+    try:
+        model.set_execution(bf16=True, channels_last=True)
+        rounded = model(content, layers)
+        image = content.clone().requires_grad_(True)
+        loss = sum(gram_matrix(feature).sum() for feature in model(image, layers).values())
+        loss.backward()
+    finally:
+        model.set_execution(bf16=False, channels_last=False)
+    for name in layers:
+        assert rounded[name].dtype == torch.float32
+        assert (rounded[name] - exact[name]).norm() / exact[name].norm() < 0.05
+    assert image.grad.dtype == torch.float32 and torch.isfinite(image.grad).all()

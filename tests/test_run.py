@@ -191,3 +191,31 @@ def test_same_seed_gives_the_same_video_bytes(tmp_path, style):
     run.stylize_video(clip.path, [style], first, TINY)
     run.stylize_video(clip.path, [style], second, TINY)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_first_frame_of_a_shot_goes_coarse_to_fine(tmp_path, style, monkeypatch):
+    calls = _record_inits(monkeypatch)
+    clip = make_video(tmp_path / "c.mkv", codec="ffv1", with_audio=False, n_frames=2, size=(64, 48))
+    config = replace(TINY, max_side=64, stop_tolerance=0.0, coarse_to_fine=True)
+    summary = run.stylize_video(clip.path, [style], tmp_path / "o.mp4", config)
+    assert [init.shape[-2:] for init, _, _ in calls] == [(24, 32), (48, 64), (48, 64)]
+    upsampled = torch.nn.functional.interpolate(calls[0][1].image, size=(48, 64), mode="bilinear", align_corners=False)
+    assert torch.equal(calls[1][0], upsampled)  # the coarse result starts the full-size pass
+    assert [frame.iterations for frame in summary.frames] == [4 + 4, 2]
+    plain = run.stylize_video(clip.path, [style], tmp_path / "p.mp4", replace(config, coarse_to_fine=False))
+    assert [frame.iterations for frame in plain.frames] == [4, 2]
+
+
+def test_stats_report_iterations_run_and_time_per_stage(tmp_path, style):
+    folder = tmp_path / "still"
+    folder.mkdir()
+    for index in range(3):  # a still shot: later frames start where the first ended
+        make_image(folder / f"{index}.png", size=(32, 24))
+    stats = tmp_path / "stats.json"
+    config = replace(TINY, first_iterations=20, iterations=40, stop_tolerance=0.5)
+    run.stylize_frames(folder, [style], tmp_path / "out", config, stats=stats)
+    data = json.loads(stats.read_text())
+    iterations = [frame["iterations"] for frame in data["frames"]]
+    assert all(15 <= n < 40 for n in iterations[1:]), iterations  # stopped early, at a reading
+    assert set(data["phase_seconds"]) == {"decode", "flow", "optimize", "encode", "checkpoint"}
+    assert data["phase_seconds"]["optimize"] > 0 and data["frames"][1]["flow_seconds"] > 0

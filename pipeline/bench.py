@@ -1,0 +1,191 @@
+"""Speed measurements behind `stylereel bench`: one optimisation iteration, and whole frames.
+
+An iteration is one evaluation of the loss and its gradient with respect to the image, plus the
+optimiser's step: the unit every optimisation-based method pays hundreds of times per frame.
+`bench_iterations` times stylereel's iteration beside a reference loop written the textbook way
+(torchvision's VGG-19 layout, NCHW fp32, in-place ReLUs, `torch.optim.LBFGS` with a closure that
+clamps the pixels, as the PyTorch tutorial does) and beside the hardware's floor: the time the
+iteration's convolutions need at the rate this device sustains on exactly those convolutions.
+
+Convention: sizes are (width, height) in pixels; times are seconds per iteration, the median of
+`repeat` timed runs after warm-up; FLOPs count multiply-adds as two, as torch.utils.flop_counter does.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import Config
+from .losses import content_loss, gram_matrix, style_loss, tv_loss
+from .model import LAYERS, TORCHVISION_CONV_INDICES, VGG19
+from .optimize import Targets, content_targets, iteration_step, style_grams
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    """Seconds and FLOPs of one iteration of one loop."""
+
+    name: str
+    seconds: float  # median seconds per iteration
+    flops: float  # floating-point operations per iteration (forward and backward)
+
+    @property
+    def gflops_per_second(self) -> float:
+        return self.flops / self.seconds / 1e9
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    """Every loop timed at one size, and the floor they are measured against."""
+
+    width: int
+    height: int
+    floor_seconds: float  # stylereel's iteration FLOPs at the sustained convolution rate
+    conv_gflops_per_second: float  # the rate this device sustains on the iteration's convolutions
+    loops: list[LoopTiming]
+
+    def loop(self, name: str) -> LoopTiming:
+        return next(loop for loop in self.loops if loop.name == name)
+
+
+STYLEREEL = "stylereel"
+TEXTBOOK = "textbook"  # all 16 convs and 5 pools, trainable weights: the untruncated, unfrozen form
+TEXTBOOK_FROZEN = "textbook, frozen"  # the tutorial's form: truncated after the last loss layer, frozen
+
+
+def bench_iterations(model: VGG19, config: Config, *, width: int, height: int, device: torch.device,
+                     repeat: int = 5, warmup: int = 2) -> SizeResult:
+    """Time stylereel's iteration, both textbook loops and the convolution floor at one size.
+
+    `model` is stylereel's truncated VGG on `device`; the textbook loops get the same weights in
+    torchvision's layout. Content and style are seeded noise: the cost does not depend on the pixels.
+    """
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, height, width, generator=generator).to(device)
+    style = torch.rand(1, 3, height, width, generator=generator).to(device)
+    ours = _stylereel_step(model, content, style, config)
+    loops = [LoopTiming(STYLEREEL, _median_seconds(ours, repeat, warmup, device), _count_flops(ours))]
+    for name, frozen, truncated in ((TEXTBOOK, False, False), (TEXTBOOK_FROZEN, True, True)):
+        step = _textbook_step(model, content, style, config, frozen=frozen, truncated=truncated)
+        loops.append(LoopTiming(name, _median_seconds(step, repeat, warmup, device), _count_flops(step)))
+    conv_flops, conv_seconds = _conv_floor(model, content, repeat=repeat, warmup=warmup)
+    rate = conv_flops / conv_seconds
+    return SizeResult(width, height, loops[0].flops / rate, rate / 1e9, loops)
+
+
+def _stylereel_step(model: VGG19, content: Tensor, style: Tensor, config: Config) -> Callable[[], None]:
+    """One iteration exactly as `stylize_frame` runs it."""
+    targets = Targets(content_targets(model, content, config), style_grams(model, [style], (), config))
+    return iteration_step(model, content, targets, config)
+
+
+def _textbook_step(model: VGG19, content: Tensor, style: Tensor, config: Config, *,
+                   frozen: bool, truncated: bool) -> Callable[[], None]:
+    """The reference loop: torchvision-layout VGG-19 with in-place ReLUs, features taken by index."""
+    features = _torchvision_features(model, frozen=frozen, truncated=truncated).to(content.device)
+    taps = {name: TORCHVISION_CONV_INDICES[index] + 1 for index, (name, *_) in enumerate(LAYERS)}  # after the ReLU
+
+    def run(image: Tensor) -> dict[str, Tensor]:
+        x, out = model.preprocess(image), {}
+        for index, layer in enumerate(features):
+            x = layer(x)
+            out[index] = x
+        return {name: out[index] for name, index in taps.items() if index in out}
+
+    with torch.no_grad():
+        content_features = run(content)[config.content_layer].clone()
+        style_features = run(style)
+        grams = {name: gram_matrix(style_features[name]).clone() for name in config.style_layers}
+    image = content.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([image])
+
+    def closure() -> Tensor:
+        with torch.no_grad():
+            image.clamp_(0, 1)
+        optimizer.zero_grad()
+        found = run(image)
+        style = sum(weight * style_loss(gram_matrix(found[name]), grams[name])
+                    for name, weight in zip(config.style_layers, config.style_layer_weights))
+        loss = (config.content_weight * content_loss(found[config.content_layer], content_features)
+                + config.style_weight * style + config.tv_weight * tv_loss(image))
+        loss.backward()
+        return loss
+
+    # LBFGS's step() evaluates the closure up to max_iter times; count evaluations as iterations.
+    optimizer.param_groups[0]["max_iter"] = 1
+    return lambda: optimizer.step(closure)
+
+
+def _torchvision_features(model: VGG19, *, frozen: bool, truncated: bool) -> nn.Sequential:
+    """torchvision's `vgg19().features` layout (max pools, in-place ReLUs) holding `model`'s weights."""
+    layers: list[nn.Module] = []
+    for (name, _, c_in, c_out), source in zip(LAYERS, model.convs):
+        if name.endswith("_1") and name != "conv1_1":
+            layers.append(nn.MaxPool2d(2, 2))
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        conv.load_state_dict(source.state_dict())
+        layers += [conv, nn.ReLU(inplace=True)]
+    for _, _, c_in, c_out in LAYERS[len(model.convs):] if not truncated else ():
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True)]
+    if not truncated:
+        layers.append(nn.MaxPool2d(2, 2))
+    return nn.Sequential(*layers).requires_grad_(not frozen)
+
+
+def _conv_floor(model: VGG19, image: Tensor, *, repeat: int, warmup: int) -> tuple[float, float]:
+    """(FLOPs, seconds) of the iteration's convolutions alone: each layer's forward and the
+    gradient with respect to its input, on the shapes one iteration sees."""
+    shapes, x = [], model.preprocess(image)
+    with torch.no_grad():
+        for name, conv in zip(model.names, model.convs):
+            if name.endswith("_1") and name != "conv1_1":
+                x = model.pool(x, kernel_size=2, stride=2)
+            shapes.append(x.shape)
+            x = F.relu(conv(x))
+    flops = seconds = 0.0
+    for shape, conv in zip(shapes, model.convs):
+        x = torch.randn(shape, device=image.device).requires_grad_(True)
+        weight, bias = conv.weight.detach(), conv.bias.detach()
+        grad = torch.randn_like(F.conv2d(x.detach(), weight, bias, padding=1))
+
+        def step() -> None:
+            out = F.conv2d(x, weight, bias, padding=1)
+            (input_grad,) = torch.autograd.grad(out, x, grad)
+
+        seconds += _median_seconds(step, repeat, warmup, image.device)
+        flops += _count_flops(step)
+    return flops, seconds
+
+
+def _median_seconds(step: Callable[[], object], repeat: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeat):
+        _synchronize(device)
+        start = time.perf_counter()
+        step()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _count_flops(step: Callable[[], object]) -> float:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -1,0 +1,98 @@
+"""The sync-free L-BFGS: torch's steps, rejected curvature pairs, and no reads from the device."""
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from stylereel.pipeline.lbfgs import LBFGS
+
+
+def _problem(n: int = 30):
+    """A smooth convex function of n variables: a random quadratic plus a small quartic."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    a = a @ a.T + torch.eye(n, dtype=torch.float64)
+    b = torch.randn(n, generator=generator, dtype=torch.float64)
+    return lambda x: 0.5 * x @ a @ x - b @ x + 0.01 * x.pow(4).sum()
+
+
+def _minimise(make_optimizer, f, n_steps: int, n: int = 30) -> tuple[list[float], torch.Tensor]:
+    x = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+    optimizer = make_optimizer(x)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    losses = [float(optimizer.step(closure).detach()) for _ in range(n_steps)]
+    return losses, x.detach()
+
+
+@pytest.mark.parametrize("history", [5, 50])
+def test_takes_the_same_steps_as_torch_lbfgs(history):
+    f = _problem()
+    ours, x_ours = _minimise(lambda x: LBFGS(x, lr=0.8, history_size=history), f, 25)
+    theirs, x_theirs = _minimise(lambda x: torch.optim.LBFGS([x], lr=0.8, max_iter=1, history_size=history), f, 25)
+    assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-12)
+    torch.testing.assert_close(x_ours, x_theirs, rtol=1e-9, atol=1e-12)
+    assert ours[-1] < ours[1]  # and it minimises
+
+
+def test_pair_with_negative_curvature_gets_no_weight():
+    x = torch.ones(4, dtype=torch.float64, requires_grad=True)
+    optimizer = LBFGS(x, history_size=3)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = -x.pow(2).sum()  # concave: y.s < 0 for every pair
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        optimizer.step(closure)
+    assert torch.equal(optimizer.rho, torch.zeros(3, dtype=torch.float64))
+    assert torch.isfinite(x).all() and optimizer.scale.item() == 1.0
+
+
+class _HostReads(TorchDispatchMode):
+    """Counts the operations that bring a value to the host (`.item()`, `bool()`, `float()`) or
+    make a tensor from host data: on a GPU each of them waits for the device."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default):
+            self.seen.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_step_reads_nothing_back_from_the_device():
+    f = _problem()
+    x = torch.zeros(30, dtype=torch.float64, requires_grad=True)
+    optimizer = LBFGS(x, history_size=4)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    with _HostReads() as reads:
+        for _ in range(8):  # past the first step and around the history ring
+            optimizer.step(closure)
+    assert reads.seen == []
+    # The mode does see host reads: the same check flags torch's own L-BFGS.
+    reference = torch.optim.LBFGS([x], max_iter=1)
+    with _HostReads() as reads:
+        reference.step(closure)
+        reference.step(closure)
+    assert reads.seen
+
+
+def test_refuses_a_tensor_without_grad():
+    with pytest.raises(ValueError, match="requires grad"):
+        LBFGS(torch.zeros(3))
