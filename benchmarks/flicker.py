@@ -20,7 +20,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from stylereel.pipeline import io, run
 from stylereel.pipeline.config import Config, Init, load_config
 from stylereel.pipeline.evaluate import evaluate_video

@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from flicker import cut_clip
-
 from stylereel.pipeline import run
 from stylereel.pipeline.config import Config, load_config
 from stylereel.pipeline.evaluate import evaluate_video

@@ -17,13 +17,13 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-
+from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
-from stylereel.pipeline.config import Device, Flow, Init, Optimizer, load_config
+from stylereel.pipeline.config import Device, Flow, Init, Optimizer, Precision, load_config
 from stylereel.pipeline.errors import Interrupted, StylereelError
 
-from .progress import ProgressView, print_evaluation, print_summary
+from .progress import ProgressView, print_bench, print_evaluation, print_phases, print_summary
 
 app = typer.Typer(
     help="Paint videos, frame folders and images in the style of an artwork.",
@@ -52,6 +52,13 @@ DeviceOption = Annotated[Optional[Device], typer.Option("--device", help="auto =
 Seed = Annotated[Optional[int], typer.Option(help="Random seed; same seed and device give the same result.")]
 MaxFrames = Annotated[Optional[int], typer.Option(help="Stylize only the first N frames.")]
 Crf = Annotated[Optional[int], typer.Option(help="H.264 quality: 0 lossless .. 51 worst.")]
+StopTolerance = Annotated[Optional[float], typer.Option(
+    help="Stop a frame when its loss improved by less than this fraction over stop_window iterations (0 = never).")]
+CoarseToFine = Annotated[Optional[bool], typer.Option(
+    "--coarse-to-fine/--no-coarse-to-fine", help="Start each shot at half size, then refine.", show_default=False)]
+PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", help="auto = bf16 on CUDA, else fp32.")]
+Compile = Annotated[Optional[bool], typer.Option(
+    "--compile/--no-compile", help="torch.compile the loss: faster iterations after ~40 s.", show_default=False)]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -65,7 +72,7 @@ INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report Ctrl-C
 RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
-    "device", "seed", "max_frames", "crf", "weights",
+    "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
 )
 
 
@@ -125,6 +132,8 @@ def video(
     temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
+    stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
+    compile: Compile = None,
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -144,6 +153,8 @@ def frames(
     temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, max_frames: MaxFrames = None, weights: Weights = None,
+    stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
+    compile: Compile = None,
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -163,6 +174,8 @@ def image(
     content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, weights: Weights = None,
+    stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
+    compile: Compile = None,
     overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Stylize one image (it gets the first frame's iterations)."""
@@ -200,6 +213,32 @@ def _fail(console: Console, error: StylereelError, debug: bool, *, code: int = E
     label = "interrupted" if isinstance(error, Interrupted) else "error"
     console.print(f"[red]{label}:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code) from None
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    size: Annotated[Optional[list[int]], typer.Option("--size", help="Square side to time; repeat (default: 256 and 512).")] = None,
+    repeat: Annotated[int, typer.Option(help="Timed iterations per loop; the median is reported.")] = 5,
+    compile: Annotated[bool, typer.Option("--compile/--no-compile", help="Also time the compiled loss.")] = True,
+    clip: Annotated[Path, typer.Option(help="Clip for the end-to-end run.")] = Path("samples/clip.mp4"),
+    style: Annotated[Optional[list[Path]], typer.Option("--style", "-s", help="Style for the end-to-end run.")] = None,
+    frames: Annotated[int, typer.Option(help="Frames of the end-to-end run (0 skips it).")] = 3,
+    config: ConfigPath = None, device: DeviceOption = None,
+    peak_tflops: Annotated[Optional[float], typer.Option(help="The device's peak, to report the share reached.")] = None,
+    debug: Debug = False,
+) -> None:
+    """Time one iteration against a textbook loop and the hardware floor, then whole frames by stage."""
+    console = Console()
+    try:
+        settings = load_config(config, device=device)
+        for result in benchmark.run_iterations(settings, sizes=size or [256, 512], repeat=repeat, compile=compile):
+            print_bench(console, result, peak_tflops)
+        if frames:
+            styles = style or [Path("samples/styles/swirl.png")]
+            print_phases(console, benchmark.run_video(clip, styles, settings, n_frames=frames))
+    except StylereelError as error:
+        _fail(Console(stderr=True), error, debug or (ctx.obj or {}).get("debug", False))
 
 
 if __name__ == "__main__":

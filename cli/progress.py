@@ -12,7 +12,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-
+from rich.table import Table
+from stylereel.pipeline.bench import TEXTBOOK, SizeResult
 from stylereel.pipeline.evaluate import Evaluation
 from stylereel.pipeline.optimize import IterationDone
 from stylereel.pipeline.run import Event, FrameDone, FrameStarted, Notice, RunStarted, Summary
@@ -92,3 +93,31 @@ def print_evaluation(console: Console, result: Evaluation) -> None:
     if result.style_loss is not None:
         console.print(f"mean style loss      {result.style_loss:.6g}")
         console.print(f"mean content loss    {result.content_loss:.6g}")
+
+
+def print_bench(console: Console, result: SizeResult, peak_tflops: float | None) -> None:
+    """One table per size: each loop's seconds, FLOPs and rate, against the floor and the textbook."""
+    table = Table(title=f"one iteration at {result.width}x{result.height}: floor {result.floor_seconds:.3f} s "
+                        f"(convolutions alone sustain {result.conv_gflops_per_second:.0f} GFLOP/s)")
+    for column in ("loop", "s/iteration", "GFLOP", "GFLOP/s", "x floor", "textbook / this"):
+        table.add_column(column, justify="left" if column == "loop" else "right")
+    if peak_tflops:
+        table.add_column("share of peak", justify="right")
+    textbook = result.loop(TEXTBOOK).seconds
+    for loop in result.loops:
+        row = [loop.name, f"{loop.seconds:.3f}", f"{loop.flops / 1e9:.1f}", f"{loop.gflops_per_second:.0f}",
+               f"{loop.seconds / result.floor_seconds:.2f}", f"{textbook / loop.seconds:.2f}"]
+        if peak_tflops:
+            row.append(f"{loop.gflops_per_second / (peak_tflops * 1e3):.1%}")
+        table.add_row(*row)
+    console.print(table)
+
+
+def print_phases(console: Console, summary: Summary) -> None:
+    """Seconds per frame of a whole run, by stage."""
+    n = max(summary.n_frames, 1)
+    iterations = sum(frame.iterations for frame in summary.frames)
+    console.print(f"end to end: {summary.n_frames} frame(s) at {summary.width}x{summary.height} on "
+                  f"{summary.device}, {iterations} iterations, {summary.seconds / n:.2f} s/frame")
+    for name, seconds in summary.phases.items():
+        console.print(f"  {name:<11} {seconds / n:8.3f} s/frame  {seconds / summary.seconds:6.1%}")

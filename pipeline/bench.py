@@ -13,20 +13,26 @@ Convention: sizes are (width, height) in pixels; times are seconds per iteration
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import run
 from .config import Config
-from .losses import content_loss, gram_matrix, style_loss, tv_loss
-from .model import LAYERS, TORCHVISION_CONV_INDICES, VGG19
+from .losses import content_loss, style_loss, tv_loss
+from .model import LAYER_NAMES, LAYERS, TORCHVISION_CONV_INDICES, VGG19, load_vgg19
 from .optimize import Targets, content_targets, iteration_step, style_grams
+from .run import Summary
+from .sequence import select_device
 
 
 @dataclass(frozen=True)
@@ -56,29 +62,76 @@ class SizeResult:
         return next(loop for loop in self.loops if loop.name == name)
 
 
-STYLEREEL = "stylereel"
 TEXTBOOK = "textbook"  # all 16 convs and 5 pools, trainable weights: the untruncated, unfrozen form
 TEXTBOOK_FROZEN = "textbook, frozen"  # the tutorial's form: truncated after the last loss layer, frozen
 
 
-def bench_iterations(model: VGG19, config: Config, *, width: int, height: int, device: torch.device,
-                     repeat: int = 5, warmup: int = 2) -> SizeResult:
-    """Time stylereel's iteration, both textbook loops and the convolution floor at one size.
+@dataclass(frozen=True)
+class Variant:
+    """One way of running stylereel's own iteration."""
+
+    name: str
+    bf16: bool = False  # convolutions under bf16 autocast
+    channels_last: bool = False
+    compile: bool = False  # the loss through torch.compile
+
+
+def variants_for(device: torch.device, *, compile: bool) -> list[Variant]:
+    """stylereel as it runs on `device` by default, plus fp32 beside bf16 on CUDA and the compiled form."""
+    if device.type == "cuda":
+        found = [Variant("stylereel, bf16", bf16=True, channels_last=True),
+                 Variant("stylereel, fp32", channels_last=True)]
+    else:
+        found = [Variant("stylereel")]
+    if compile:
+        found.append(dataclasses.replace(found[0], name=f"{found[0].name}, compiled", compile=True))
+    return found
+
+
+def bench_iterations(model: VGG19, config: Config, variants: list[Variant], *, width: int, height: int,
+                     device: torch.device, repeat: int = 5, warmup: int = 2) -> SizeResult:
+    """Time stylereel's iteration in each variant, both textbook loops and the convolution floor.
 
     `model` is stylereel's truncated VGG on `device`; the textbook loops get the same weights in
     torchvision's layout. Content and style are seeded noise: the cost does not depend on the pixels.
+    The floor is stylereel's FLOPs at the rate this device sustains on the same convolutions alone.
     """
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, height, width, generator=generator).to(device)
     style = torch.rand(1, 3, height, width, generator=generator).to(device)
-    ours = _stylereel_step(model, content, style, config)
-    loops = [LoopTiming(STYLEREEL, _median_seconds(ours, repeat, warmup, device), _count_flops(ours))]
+    loops = []
+    for variant in variants:
+        model.set_execution(bf16=variant.bf16, channels_last=variant.channels_last)
+        step = _stylereel_step(model, content, style, dataclasses.replace(config, compile=variant.compile))
+        flops = _count_flops(_stylereel_step(model, content, style, config))  # counted eagerly: same maths
+        loops.append(LoopTiming(variant.name, _median_seconds(step, repeat, warmup, device), flops))
+    model.set_execution(bf16=False, channels_last=False)
     for name, frozen, truncated in ((TEXTBOOK, False, False), (TEXTBOOK_FROZEN, True, True)):
         step = _textbook_step(model, content, style, config, frozen=frozen, truncated=truncated)
         loops.append(LoopTiming(name, _median_seconds(step, repeat, warmup, device), _count_flops(step)))
     conv_flops, conv_seconds = _conv_floor(model, content, repeat=repeat, warmup=warmup)
     rate = conv_flops / conv_seconds
     return SizeResult(width, height, loops[0].flops / rate, rate / 1e9, loops)
+
+
+def run_iterations(config: Config, *, sizes: list[int], repeat: int, compile: bool) -> Iterator[SizeResult]:
+    """`bench_iterations` at each square size on the config's device, with the run's network."""
+    device = select_device(config.device)
+    deepest = max((config.content_layer, *config.style_layers), key=LAYER_NAMES.index)
+    model = load_vgg19(last_layer=deepest, pooling=config.pooling.value).to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    for size in sizes:
+        yield bench_iterations(model, config, variants_for(device, compile=compile), width=size, height=size,
+                               device=device, repeat=repeat)
+
+
+def run_video(clip: Path, styles: list[Path], config: Config, *, n_frames: int) -> Summary:
+    """Stylize the first `n_frames` of `clip` as a user would, into a temporary file; the summary
+    holds the seconds of each stage (decode, flow, optimize, encode, checkpoint)."""
+    with tempfile.TemporaryDirectory(prefix="stylereel-bench-") as folder:
+        config = dataclasses.replace(config, max_frames=n_frames)
+        return run.stylize_video(clip, styles, Path(folder) / "bench.mp4", config, overwrite=True)
 
 
 def _stylereel_step(model: VGG19, content: Tensor, style: Tensor, config: Config) -> Callable[[], None]:
@@ -93,6 +146,11 @@ def _textbook_step(model: VGG19, content: Tensor, style: Tensor, config: Config,
     features = _torchvision_features(model, frozen=frozen, truncated=truncated).to(content.device)
     taps = {name: TORCHVISION_CONV_INDICES[index] + 1 for index, (name, *_) in enumerate(LAYERS)}  # after the ReLU
 
+    def gram(features: Tensor) -> Tensor:  # the textbook product; autograd differentiates it
+        b, c, h, w = features.shape
+        flat = features.reshape(b * c, h * w)
+        return (flat @ flat.t() / (h * w))[None]  # (1, C, C)
+
     def run(image: Tensor) -> dict[str, Tensor]:
         x, out = model.preprocess(image), {}
         for index, layer in enumerate(features):
@@ -103,24 +161,22 @@ def _textbook_step(model: VGG19, content: Tensor, style: Tensor, config: Config,
     with torch.no_grad():
         content_features = run(content)[config.content_layer].clone()
         style_features = run(style)
-        grams = {name: gram_matrix(style_features[name]).clone() for name in config.style_layers}
+        grams = {name: gram(style_features[name]).clone() for name in config.style_layers}
     image = content.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([image])
+    optimizer = torch.optim.LBFGS([image], max_iter=1)  # one closure evaluation (an iteration) per step
 
     def closure() -> Tensor:
         with torch.no_grad():
             image.clamp_(0, 1)
         optimizer.zero_grad()
         found = run(image)
-        style = sum(weight * style_loss(gram_matrix(found[name]), grams[name])
+        style = sum(weight * style_loss(gram(found[name]), grams[name])
                     for name, weight in zip(config.style_layers, config.style_layer_weights))
         loss = (config.content_weight * content_loss(found[config.content_layer], content_features)
                 + config.style_weight * style + config.tv_weight * tv_loss(image))
         loss.backward()
         return loss
 
-    # LBFGS's step() evaluates the closure up to max_iter times; count evaluations as iterations.
-    optimizer.param_groups[0]["max_iter"] = 1
     return lambda: optimizer.step(closure)
 
 

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 
 from . import flow, io
 from .checkpoint import Resume
-from .prefetch import prefetch
 from .config import Config, Device, Flow, Init, Precision
 from .errors import ConfigError, InputError
 from .events import Callback, Event, FrameDone, FrameStarted, Notice
 from .model import LAYER_NAMES, VGG19, load_vgg19
 from .optimize import FrameResult, IterationDone, Targets, content_targets, style_grams, stylize_frame
+from .prefetch import prefetch
 
 
 @dataclass(frozen=True)

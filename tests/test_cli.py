@@ -1,16 +1,16 @@
 """The command line: a real run, and every bad input giving one line, exit 2 and no output."""
 
 import hashlib
+import json
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from conftest import make_audio, make_image, make_video
 from stylereel.cli.main import app
 from stylereel.pipeline import io
+from typer.testing import CliRunner
 
 FAST = ["--max-side", "32", "--first-iterations", "3", "--iterations", "2", "--device", "cpu"]
 
@@ -115,3 +115,18 @@ def test_debug_shows_the_exception(tmp_path, style):
 def test_unknown_choice_is_a_usage_error(tmp_path, style):
     result = _invoke("video", tmp_path / "x.mp4", "-s", style, "--optimizer", "sgd")
     assert result.exit_code == 2 and "sgd" in result.output
+
+
+def test_speed_flags_reach_the_run(tmp_path, style):
+    content = tmp_path / "content.png"
+    make_image(content, size=(64, 48))
+    stats = tmp_path / "stats.json"
+    result = _invoke("image", content, "-s", style, "-o", tmp_path / "out.png", "--device", "cpu", "--max-side", "64",
+                     "--iterations", "30", "--stop-tolerance", "1", "--no-coarse-to-fine",
+                     "--precision", "fp32", "--stats", stats)
+    assert result.exit_code == 0, result.output
+    assert json.loads(stats.read_text())["frames"][0]["iterations"] == 15  # stopped at the first check
+    coarse = _invoke("image", content, "-s", style, "-o", tmp_path / "coarse.png", "--device", "cpu",
+                     "--max-side", "64", "--iterations", "3", "--stop-tolerance", "0", "--coarse-to-fine", "--stats", stats, "--overwrite")
+    assert coarse.exit_code == 0, coarse.output
+    assert json.loads(stats.read_text())["frames"][0]["iterations"] == 3 + 3  # coarse pass, then full size

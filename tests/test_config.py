@@ -4,7 +4,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from stylereel.pipeline.config import Config, Init, Optimizer, load_config
 from stylereel.pipeline.errors import ConfigError
 
@@ -42,7 +41,8 @@ def test_unknown_key_names_file_and_key(tmp_path):
 
 
 @pytest.mark.parametrize("text, key", [('iterations = "ten"', "iterations"), ("init = 3", "init"),
-                                       ('init = "sideways"', "init"), ("style_weight = true", "style_weight")])
+                                       ('init = "sideways"', "init"), ("style_weight = true", "style_weight"),
+                                       ("coarse_to_fine = 1", "coarse_to_fine"), ('precision = "fp8"', "precision")])
 def test_wrong_type_names_file_and_key(tmp_path, text, key):
     path = tmp_path / "bad.toml"
     path.write_text(text + "\n")
@@ -64,3 +64,17 @@ def test_bad_values_are_refused(tmp_path):
 
 def test_enum_values_from_strings():
     assert load_config(init="prev").init == Init.prev
+
+
+def test_speed_settings_load_and_are_checked(tmp_path):
+    path = tmp_path / "fast.toml"
+    path.write_text('coarse_to_fine = false\nprecision = "bf16"\nstop_tolerance = 0.01\ncompile = true\n')
+    config = load_config(path)
+    assert (config.coarse_to_fine, config.precision.value, config.stop_tolerance, config.compile) == (
+        False, "bf16", 0.01, True)
+    with pytest.raises(ConfigError, match="coarse_scale must be between 0 and 1"):
+        load_config(coarse_scale=1.0)
+    with pytest.raises(ConfigError, match="stop_tolerance must not be negative"):
+        load_config(stop_tolerance=-0.1)
+    with pytest.raises(ConfigError, match="stop_window must be positive"):
+        load_config(stop_window=0)

@@ -7,10 +7,9 @@ import av
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from stylereel.cli.main import app
 from stylereel.pipeline.evaluate import evaluate_video, warp_error
+from typer.testing import CliRunner
 
 
 def _texture(h: int, w: int, seed: int) -> np.ndarray:

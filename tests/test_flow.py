@@ -4,7 +4,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from stylereel.pipeline.flow import occlusion_mask, optical_flow, unlinked_fraction, warp
 
 

@@ -26,10 +26,9 @@ import numpy as np
 import pytest
 from conftest import make_audio, make_image, make_video, png_header
 from PIL import Image, ImageFile
-from typer.testing import CliRunner
-
 from stylereel.cli.main import app
 from stylereel.pipeline import io, run
+from typer.testing import CliRunner
 
 IMAGE_FAST = ["--max-side", "32", "--first-iterations", "2", "--device", "cpu"]
 FAST = [*IMAGE_FAST, "--iterations", "1", "--flow", "dis"]

@@ -15,7 +15,6 @@ import pytest
 import torch
 from conftest import NTSC, Clip, blob_frames, make_audio, make_image, make_video, png_header
 from PIL import Image
-
 from stylereel.pipeline.errors import InputError, OutputError
 from stylereel.pipeline.io import (
     IMAGE_SUFFIXES,

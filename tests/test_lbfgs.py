@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
 from stylereel.pipeline.lbfgs import LBFGS
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def _problem(n: int = 30):

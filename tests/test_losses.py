@@ -1,7 +1,6 @@
 """Losses on tiny tensors: hand-computed values, invariants and gradchecks."""
 
 import torch
-
 from stylereel.pipeline.losses import content_loss, gram_matrix, style_loss, temporal_loss, tv_loss
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from stylereel.pipeline.errors import InputError
 from stylereel.pipeline.model import LAYER_NAMES, VGG19, load_vgg19
 

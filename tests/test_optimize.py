@@ -4,12 +4,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
 from stylereel.pipeline.config import Config, Optimizer
 from stylereel.pipeline.losses import gram_matrix
 from stylereel.pipeline.model import VGG19
 from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams, stylize_frame
+from torch.utils._python_dispatch import TorchDispatchMode
 
 CONFIG = replace(Config(), style_weight=1e-2, tv_weight=0.0)
 

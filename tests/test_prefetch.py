@@ -4,7 +4,6 @@ import threading
 import time
 
 import pytest
-
 from stylereel.pipeline.prefetch import prefetch
 
 

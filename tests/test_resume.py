@@ -1,17 +1,16 @@
 """Interrupted runs keep their finished frames and resume to the same result."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
-import signal
 from dataclasses import replace
 
 import av
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_video
 from stylereel.cli.main import _sigterm_as_interrupt
 from stylereel.pipeline import io, run, sequence

@@ -9,13 +9,12 @@ import av
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_image, make_video
 from stylereel.pipeline import io, run, sequence
 from stylereel.pipeline.config import Config, Init
 from stylereel.pipeline.errors import InputError, OutputError
-from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams
 from stylereel.pipeline.model import load_vgg19
+from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams
 
 TINY = replace(Config(), max_side=32, first_iterations=4, iterations=2, device="cpu")
 
