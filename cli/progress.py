@@ -100,7 +100,7 @@ def print_bench(console: Console, result: SizeResult, peak_tflops: float | None)
     table = Table(title=f"one iteration at {result.width}x{result.height}: floor {result.floor_seconds:.3f} s "
                         f"(convolutions alone sustain {result.conv_gflops_per_second:.0f} GFLOP/s)")
     for column in ("loop", "s/iteration", "GFLOP", "GFLOP/s", "x floor", "textbook / this"):
-        table.add_column(column, justify="left" if column == "loop" else "right")
+        table.add_column(column, justify="left" if column == "loop" else "right", no_wrap=column == "loop")
     if peak_tflops:
         table.add_column("share of peak", justify="right")
     textbook = result.loop(TEXTBOOK).seconds

@@ -109,7 +109,7 @@ def bench_iterations(model: VGG19, config: Config, variants: list[Variant], *, w
     for name, frozen, truncated in ((TEXTBOOK, False, False), (TEXTBOOK_FROZEN, True, True)):
         step = _textbook_step(model, content, style, config, frozen=frozen, truncated=truncated)
         loops.append(LoopTiming(name, _median_seconds(step, repeat, warmup, device), _count_flops(step)))
-    conv_flops, conv_seconds = _conv_floor(model, content, repeat=repeat, warmup=warmup)
+    conv_flops, conv_seconds = _conv_floor(model, content, variants[0], repeat=repeat, warmup=warmup)
     rate = conv_flops / conv_seconds
     return SizeResult(width, height, loops[0].flops / rate, rate / 1e9, loops)
 
@@ -196,9 +196,12 @@ def _torchvision_features(model: VGG19, *, frozen: bool, truncated: bool) -> nn.
     return nn.Sequential(*layers).requires_grad_(not frozen)
 
 
-def _conv_floor(model: VGG19, image: Tensor, *, repeat: int, warmup: int) -> tuple[float, float]:
+def _conv_floor(model: VGG19, image: Tensor, variant: Variant, *, repeat: int, warmup: int) -> tuple[float, float]:
     """(FLOPs, seconds) of the iteration's convolutions alone: each layer's forward and the
-    gradient with respect to its input, on the shapes one iteration sees."""
+    gradient with respect to its input, on the shapes one iteration sees, in the number format
+    and memory layout of `variant` (the device's default way of running)."""
+    dtype = torch.bfloat16 if variant.bf16 else torch.float32
+    layout = torch.channels_last if variant.channels_last else torch.contiguous_format
     shapes, x = [], model.preprocess(image)
     with torch.no_grad():
         for name, conv in zip(model.names, model.convs):
@@ -208,8 +211,9 @@ def _conv_floor(model: VGG19, image: Tensor, *, repeat: int, warmup: int) -> tup
             x = F.relu(conv(x))
     flops = seconds = 0.0
     for shape, conv in zip(shapes, model.convs):
-        x = torch.randn(shape, device=image.device).requires_grad_(True)
-        weight, bias = conv.weight.detach(), conv.bias.detach()
+        x = torch.randn(shape, device=image.device, dtype=dtype).contiguous(memory_format=layout).requires_grad_(True)
+        weight = conv.weight.detach().to(dtype).contiguous(memory_format=layout)
+        bias = conv.bias.detach().to(dtype)
         grad = torch.randn_like(F.conv2d(x.detach(), weight, bias, padding=1))
 
         def step() -> None:
