@@ -86,8 +86,10 @@ def main() -> None:
     parser.add_argument("--rows", default="0,1,2,3", help="which rows to run, by index")
     parser.add_argument("--static", type=Path, default=None, help="image for the drift check")
     args = parser.parse_args()
+    # Fixed iteration counts (no early stop, no coarse pass), so every row gets the same work.
     config = load_config(args.config, max_side=args.max_side, first_iterations=args.first_iterations,
-                         iterations=args.iterations, temporal_weight=args.temporal_weight, device="cpu")
+                         iterations=args.iterations, temporal_weight=args.temporal_weight, device="cpu",
+                         stop_tolerance=0.0, coarse_to_fine=False)
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         clip = folder / "clip.mkv"

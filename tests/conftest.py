@@ -15,7 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
 NTSC = Fraction(30000, 1001)  # frames/s
 SAMPLE_RATE = 44100  # Hz
@@ -172,3 +174,19 @@ def lossless_clip(tmp_path: Path) -> Clip:
 @pytest.fixture
 def seeded_rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+class HostReads(TorchDispatchMode):
+    """Records the operations that bring a value to the host (`.item()`, `float()`, `bool()` on a
+    tensor) or make a tensor from host data: on a GPU each of them waits for the device."""
+
+    WATCHED = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[object] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.WATCHED:
+            self.seen.append(func)
+        return func(*args, **(kwargs or {}))

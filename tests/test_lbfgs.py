@@ -2,8 +2,8 @@
 
 import pytest
 import torch
+from conftest import HostReads
 from stylereel.pipeline.lbfgs import LBFGS
-from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def _problem(n: int = 30):
@@ -55,20 +55,6 @@ def test_pair_with_negative_curvature_gets_no_weight():
     assert torch.isfinite(x).all() and optimizer.scale.item() == 1.0
 
 
-class _HostReads(TorchDispatchMode):
-    """Counts the operations that bring a value to the host (`.item()`, `bool()`, `float()`) or
-    make a tensor from host data: on a GPU each of them waits for the device."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default):
-            self.seen.append(func)
-        return func(*args, **(kwargs or {}))
-
-
 def test_a_step_reads_nothing_back_from_the_device():
     f = _problem()
     x = torch.zeros(30, dtype=torch.float64, requires_grad=True)
@@ -80,13 +66,13 @@ def test_a_step_reads_nothing_back_from_the_device():
         loss.backward()
         return loss
 
-    with _HostReads() as reads:
+    with HostReads() as reads:
         for _ in range(8):  # past the first step and around the history ring
             optimizer.step(closure)
     assert reads.seen == []
     # The mode does see host reads: the same check flags torch's own L-BFGS.
     reference = torch.optim.LBFGS([x], max_iter=1)
-    with _HostReads() as reads:
+    with HostReads() as reads:
         reference.step(closure)
         reference.step(closure)
     assert reads.seen

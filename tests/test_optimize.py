@@ -4,11 +4,11 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import HostReads
 from stylereel.pipeline.config import Config, Optimizer
 from stylereel.pipeline.losses import gram_matrix
 from stylereel.pipeline.model import VGG19
 from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams, stylize_frame
-from torch.utils._python_dispatch import TorchDispatchMode
 
 CONFIG = replace(Config(), style_weight=1e-2, tv_weight=0.0)
 
@@ -88,19 +88,6 @@ def test_early_stop_ends_a_frame_once_the_loss_stops_improving(setup):
     assert len(seen) == 25  # readings at 5..25: the 20-iteration window first spans 5 to 25
 
 
-class _HostReads(TorchDispatchMode):
-    """Counts `.item()`/`float()`/`bool()` on tensors and tensors made from host data."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default):
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def test_the_loop_reads_the_device_only_to_report(setup):
     model, content, targets = setup
     warped, mask = torch.rand_like(content), torch.ones(1, 1, 24, 24)
@@ -109,9 +96,9 @@ def test_the_loop_reads_the_device_only_to_report(setup):
     stylize_frame(model, content, chained, config=config, n_iters=2)  # warm up
     counted = []
     for n_iters in (10, 20):
-        with _HostReads() as reads:
+        with HostReads() as reads:
             stylize_frame(model, content, chained, config=config, n_iters=n_iters)
-        counted.append(reads.count)
+        counted.append(len(reads.seen))
     # Ten more iterations cost two more reads: the loss at iterations 15 and 20, nothing per iteration.
     assert counted[1] - counted[0] == 2
 
