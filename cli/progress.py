@@ -22,7 +22,8 @@ from stylereel.pipeline.run import Event, FrameDone, FrameStarted, Notice, RunSt
 class ProgressView:
     """A frames bar (done/total, frames/min, elapsed, ETA) and an iterations bar with the current loss.
 
-    Use as a context manager and pass `handle` to the library as its callback.
+    Use as a context manager and pass `handle` to the library as its callback. The bars appear
+    when the run starts, so an error found before that prints its line alone.
     """
 
     def __init__(self, *, quiet: bool, console: Console | None = None) -> None:
@@ -40,13 +41,14 @@ class ProgressView:
         )
         self.frames_task = None
         self.iterations_task = None
+        self.started = False
 
     def __enter__(self) -> ProgressView:
-        self.progress.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.progress.__exit__(*exc_info)
+        if self.started:
+            self.progress.stop()
 
     def handle(self, event: Event) -> None:
         if self.quiet:
@@ -54,6 +56,8 @@ class ProgressView:
         if isinstance(event, Notice):
             self.progress.console.print(event.text, markup=False, highlight=False)
         elif isinstance(event, RunStarted):
+            self.progress.start()
+            self.started = True
             self.progress.console.print(
                 f"stylizing at {event.width}x{event.height} on {event.device}"
             )

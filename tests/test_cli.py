@@ -130,3 +130,9 @@ def test_speed_flags_reach_the_run(tmp_path, style):
                      "--max-side", "64", "--iterations", "3", "--stop-tolerance", "0", "--coarse-to-fine", "--stats", stats, "--overwrite")
     assert coarse.exit_code == 0, coarse.output
     assert json.loads(stats.read_text())["frames"][0]["iterations"] == 3 + 3  # coarse pass, then full size
+
+
+def test_an_error_before_the_run_starts_is_exactly_one_line(tmp_path, style):
+    result = _invoke("video", tmp_path / "missing.mp4", "-s", style, *FAST)
+    assert result.exit_code == 2
+    assert result.output == f"error: {tmp_path / 'missing.mp4'}: no such file\n"
