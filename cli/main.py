@@ -58,7 +58,8 @@ CoarseToFine = Annotated[Optional[bool], typer.Option(
     "--coarse-to-fine/--no-coarse-to-fine", help="Start each shot at half size, then refine.", show_default=False)]
 PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", help="auto = bf16 on CUDA, else fp32.")]
 Compile = Annotated[Optional[bool], typer.Option(
-    "--compile/--no-compile", help="torch.compile the loss: faster iterations after ~40 s.", show_default=False)]
+    "--compile/--no-compile", show_default=False,
+    help="torch.compile the loss: faster iterations after about a minute of compiling.")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
