@@ -29,10 +29,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import run
 from .config import Config
 from .losses import content_loss, style_loss, tv_loss
-from .model import LAYER_NAMES, LAYERS, TORCHVISION_CONV_INDICES, VGG19, load_vgg19
+from .model import LAYERS, TORCHVISION_CONV_INDICES, VGG19
 from .optimize import Targets, content_targets, iteration_step, style_grams
 from .run import Summary
-from .sequence import select_device
+from .sequence import load_model, select_device
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,11 @@ def bench_iterations(model: VGG19, config: Config, variants: list[Variant], *, w
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, height, width, generator=generator).to(device)
     style = torch.rand(1, 3, height, width, generator=generator).to(device)
+    flops = _count_flops(_stylereel_step(model, content, style, config))  # every variant does the same maths
     loops = []
     for variant in variants:
         model.set_execution(bf16=variant.bf16, channels_last=variant.channels_last)
         step = _stylereel_step(model, content, style, dataclasses.replace(config, compile=variant.compile))
-        flops = _count_flops(_stylereel_step(model, content, style, config))  # counted eagerly: same maths
         loops.append(LoopTiming(variant.name, _median_seconds(step, repeat, warmup, device), flops))
     model.set_execution(bf16=False, channels_last=False)
     for name, frozen, truncated in ((TEXTBOOK, False, False), (TEXTBOOK_FROZEN, True, True)):
@@ -117,10 +117,7 @@ def bench_iterations(model: VGG19, config: Config, variants: list[Variant], *, w
 def run_iterations(config: Config, *, sizes: list[int], repeat: int, compile: bool) -> Iterator[SizeResult]:
     """`bench_iterations` at each square size on the config's device, with the run's network."""
     device = select_device(config.device)
-    deepest = max((config.content_layer, *config.style_layers), key=LAYER_NAMES.index)
-    model = load_vgg19(last_layer=deepest, pooling=config.pooling.value).to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    model = load_model(config, device)
     for size in sizes:
         yield bench_iterations(model, config, variants_for(device, compile=compile), width=size, height=size,
                                device=device, repeat=repeat)

@@ -7,7 +7,7 @@ pair that fails the condition is stored with weight zero instead of being skippe
 of the two-loop recursion (Nocedal & Wright, algorithm 7.4) by arithmetic, not by a branch.
 
 It takes the same steps as `torch.optim.LBFGS(max_iter=1, line_search_fn=None)` called once per
-iteration (tests/test_optimize.py compares the two), except that a rejected pair still takes a slot
+iteration (tests/test_lbfgs.py compares the two), except that a rejected pair still takes a slot
 in the history, and that it never stops on its own tolerances: the caller decides when to stop.
 """
 

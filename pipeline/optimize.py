@@ -131,6 +131,7 @@ class _Optimisation:
 
     def __init__(self, model: VGG19, init: Tensor, targets: Targets, config: Config) -> None:
         self.model, self.targets, self.config = model, targets, config
+        self.losses = _compiled_frame_losses() if config.compile else frame_losses
         self.image = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         self.optimizer = _make_optimizer(self.image, config)
         self.best_loss = self.image.new_tensor(float("inf"))
@@ -141,8 +142,7 @@ class _Optimisation:
 
     def _closure(self) -> Tensor:
         self.optimizer.zero_grad()
-        losses = _compiled_frame_losses() if self.config.compile else frame_losses
-        loss = losses(self.model, self.image, self.targets, self.config)["total"]
+        loss = self.losses(self.model, self.image, self.targets, self.config)["total"]
         loss.backward()
         self._keep_best(loss.detach(), self.image.detach())
         return loss

@@ -63,10 +63,14 @@ def uses_bf16(config: Config, device: torch.device) -> bool:
     return config.precision == Precision.bf16
 
 
+def deepest_layer(config: Config) -> str:
+    """The last VGG-19 layer the losses read; the network is cut after it."""
+    return max((config.content_layer, *config.style_layers), key=_layer_index)
+
+
 def minimum_side(config: Config) -> int:
     """Shortest frame side the deepest layer needs: each of its pools halves the size (conv5_1: 16)."""
-    deepest = max((config.content_layer, *config.style_layers), key=_layer_index)
-    return 2 ** (int(deepest[4]) - 1)  # "conv5_1" is behind 4 pools
+    return 2 ** (int(deepest_layer(config)[4]) - 1)  # "conv5_1" is behind 4 pools
 
 
 def _layer_index(name: str) -> int:
@@ -82,12 +86,8 @@ def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Se
     torch.manual_seed(config.seed)
     device = select_device(config.device)
     style_side = max(16, round(long_side * config.style_scale))
-    deepest = max((config.content_layer, *config.style_layers), key=_layer_index)
-    weights = Path(config.weights) if config.weights else None
-    model = load_vgg19(last_layer=deepest, pooling=config.pooling.value, weights=weights).to(device)
-    model.set_execution(bf16=uses_bf16(config, device), channels_last=device.type == "cuda")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # frames share one size, so the autotuned choice is reused
+    model = load_model(config, device)
+
     def grams_at(side: int, *, optional: bool = False) -> dict[str, torch.Tensor] | None:
         images = [io.read_image(path, max_side=side) for path in styles]
         if optional and min(min(image.shape[:2]) for image in images) < minimum_side(config):
@@ -99,6 +99,17 @@ def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Se
     # frame; a style image too narrow for that keeps its full-size Grams.
     coarse = (grams_at(round(style_side * config.coarse_scale), optional=True) or full) if config.coarse_to_fine else None
     return Session(config, device, model, full, coarse)
+
+
+def load_model(config: Config, device: torch.device) -> VGG19:
+    """The run's VGG-19 on `device`, cut after the deepest layer used, set up to run as the device
+    runs best: bf16 and channels_last on CUDA (by `config.precision`), fp32 elsewhere."""
+    weights = Path(config.weights) if config.weights else None
+    model = load_vgg19(last_layer=deepest_layer(config), pooling=config.pooling.value, weights=weights).to(device)
+    model.set_execution(bf16=uses_bf16(config, device), channels_last=device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # frames share one size, so the autotuned choice is reused
+    return model
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,7 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     for index, (frame, flows) in enumerate(ahead, start=resume.done):
         start = time.perf_counter()
         content = io.to_tensor(frame).to(session.device)
-        link = None if previous is None else link_frames(config, flows, frame, previous)
+        link = None if previous is None else link_frames(config, flows, content, previous)
         linked = time.perf_counter()
         cut = link is not None and link.cut
         if cut:
@@ -227,17 +238,20 @@ class Link:
     cut: bool
 
 
-def link_frames(config: Config, flows: Flows, frame: np.ndarray, previous_stylized: torch.Tensor) -> Link:
-    """Warp the previous result along the content's flow; occlusion mask and scene-cut test."""
+def link_frames(config: Config, flows: Flows, content: torch.Tensor, previous_stylized: torch.Tensor) -> Link:
+    """Warp the previous result along the content's flow; occlusion mask and scene-cut test.
+
+    `content` is frame t as (1, 3, H, W) on the run's device; `flows` link it to frame t-1.
+    """
     device = previous_stylized.device
     if flows.backward is None:
-        backward = torch.zeros((1, 2, *frame.shape[:2]), device=device)
-        mask = torch.ones((1, 1, *frame.shape[:2]), device=device)
+        backward = torch.zeros((1, 2, *content.shape[-2:]), device=device)
+        mask = torch.ones((1, 1, *content.shape[-2:]), device=device)
     else:
         backward = flows.backward.to(device)
         mask = flow.occlusion_mask(flows.forward.to(device), backward)
     previous_content = io.to_tensor(flows.previous_frame).to(device)
-    unlinked = flow.unlinked_fraction(previous_content, io.to_tensor(frame).to(device), backward, mask)
+    unlinked = flow.unlinked_fraction(previous_content, content, backward, mask)
     return Link(flow.warp(previous_stylized, backward), mask, unlinked, unlinked > config.cut_threshold)
 
 
