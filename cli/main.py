@@ -21,7 +21,7 @@ from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
 from stylereel.pipeline.config import Device, Flow, Init, Optimizer, Precision, load_config
-from stylereel.pipeline.errors import Interrupted, StylereelError
+from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
 from .progress import ProgressView, print_bench, print_evaluation, print_phases, print_summary
 
@@ -60,6 +60,13 @@ PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", hel
 Compile = Annotated[Optional[bool], typer.Option(
     "--compile/--no-compile", show_default=False,
     help="torch.compile the loss: faster iterations after about a minute of compiling.")]
+Settle = Annotated[Optional[bool], typer.Option(
+    "--settle/--no-settle", show_default=False,
+    help="Later frames keep the look their shot's first frame reached instead of converging further.")]
+LongTerm = Annotated[Optional[str], typer.Option(
+    "--long-term", metavar="1,2,4", help="Also hold each frame to these earlier frames (long-term consistency).")]
+Passes = Annotated[Optional[int], typer.Option(
+    "--passes", help="Passes over the video, alternating forward and backward (Ruder et al. 3.3).")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -74,6 +81,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
+    "settle", "long_term", "passes",
 )
 
 
@@ -92,6 +100,7 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
         overrides = {name: options[name] for name in RUN_OPTIONS if name in options}
         overrides["style_blend"] = tuple(overrides["style_blend"]) if overrides.get("style_blend") else None
         overrides["weights"] = str(overrides["weights"]) if overrides.get("weights") else None
+        overrides["long_term"] = _offsets(overrides["long_term"]) if overrides.get("long_term") else None
         config = load_config(options["config"], **overrides)
         with _sigterm_as_interrupt(), ProgressView(quiet=options["quiet"], console=console) as view:
             summary = entry(content, options["style"], output, config, overwrite=options["overwrite"],
@@ -102,6 +111,14 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
         _fail(console, error, debug, code=INTERRUPTED_EXIT)
     except StylereelError as error:
         _fail(console, error, debug)
+
+
+def _offsets(text: str) -> tuple[int, ...]:
+    """"1,2,4" -> (1, 2, 4); ConfigError naming the option otherwise."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--long-term takes frame offsets separated by commas, e.g. 1,2,4; got {text!r}") from None
 
 
 @contextlib.contextmanager
@@ -134,7 +151,7 @@ def video(
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
-    compile: Compile = None,
+    compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -155,7 +172,7 @@ def frames(
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, max_frames: MaxFrames = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
-    compile: Compile = None,
+    compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -191,6 +208,7 @@ def evaluate(
     stylized: Annotated[Path, typer.Argument(metavar="STYLIZED", show_default=False, help="The stylized video.")],
     style: Annotated[Optional[list[Path]], typer.Option("--style", "-s", help="Also report mean style/content losses.")] = None,
     config: ConfigPath = None, flow: FlowOption = None, max_frames: MaxFrames = None,
+    stride: Annotated[int, typer.Option(help="Compare frames t and t-K (K > 1: long-term consistency).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -198,7 +216,9 @@ def evaluate(
     console = Console(stderr=True)
     try:
         settings = load_config(config, flow=flow, max_frames=max_frames)
-        result = evaluation.evaluate_video(content, stylized, style or [], settings)
+        if stride < 1:
+            raise ConfigError(f"--stride must be at least 1, got {stride}")
+        result = evaluation.evaluate_video(content, stylized, style or [], settings, stride=stride)
     except StylereelError as error:
         _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
     if as_json:

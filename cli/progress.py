@@ -91,7 +91,8 @@ def print_summary(console: Console, summary: Summary) -> None:
 def print_evaluation(console: Console, result: Evaluation) -> None:
     """The evaluation as a short aligned report."""
     ratio = result.warp_error / result.content_warp_error if result.content_warp_error else float("inf")
-    console.print(f"frames compared      {result.n_frames} at {result.width}x{result.height}")
+    pairs = "consecutive frames" if result.stride == 1 else f"frames t and t-{result.stride}"
+    console.print(f"frames compared      {result.n_frames} at {result.width}x{result.height} ({pairs})")
     console.print(f"warp error           {result.warp_error:.6f}  ({ratio:.2f}x the content's)")
     console.print(f"content warp error   {result.content_warp_error:.6f}  (the flow's own floor)")
     if result.style_loss is not None:

@@ -24,6 +24,7 @@ from .errors import ConfigError, OutputError
 
 SETTINGS = "settings.json"
 STATE = "state.pt"
+PASS = "pass.pt"
 
 
 @dataclass
@@ -31,10 +32,9 @@ class Resume:
     """What a resumed run starts from; `done == 0` for a fresh run."""
 
     done: int = 0
-    stylized: torch.Tensor | None = None  # (1, 3, H, W) RGB [0, 1], the last finished frame
-    frame: np.ndarray | None = None  # uint8 (H, W, 3) content of that frame
     records: list[dict[str, Any]] = field(default_factory=list)
     rng: torch.Tensor | None = None  # torch's CPU random state after the last finished frame
+    chain: dict[str, Any] | None = None  # the temporal chain after that frame (`sequence.Chain.state`)
 
 
 class Checkpoint:
@@ -55,7 +55,7 @@ class Checkpoint:
         if self.folder.exists() and not resume and not overwrite:
             raise OutputError(f"{self.folder}: an interrupted run left its frames here; "
                               "add --resume to continue it, or --overwrite to start again")
-        if resume and (self.folder / STATE).exists():
+        if resume and ((self.folder / STATE).exists() or (self.folder / PASS).exists()):
             self._check_settings()
 
     def start(self, *, resume: bool, overwrite: bool) -> Resume:
@@ -72,16 +72,31 @@ class Checkpoint:
             raise OutputError(f"{self.folder}: cannot create the work folder ({error.strerror})") from None
         return Resume()
 
-    def save(self, index: int, image: np.ndarray, stylized: torch.Tensor, frame: np.ndarray,
-             records: list[dict[str, Any]]) -> None:
-        """Record frame `index` as finished."""
+    def save(self, index: int, image: np.ndarray, records: list[dict[str, Any]], chain: dict[str, Any]) -> None:
+        """Record frame `index` as finished; `chain` is what the next frame needs (tensors on the CPU)."""
         if self.keep_images:
             io.write_image(self.frame_path(index), image)
-        state = {"done": index + 1, "stylized": stylized.detach().cpu(), "frame": torch.from_numpy(frame),
-                 "rng": torch.get_rng_state(), "records": records}
+        state = {"done": index + 1, "chain": chain, "rng": torch.get_rng_state(), "records": records}
         temp = self.folder / (STATE + ".tmp")
         torch.save(state, temp)
         os.replace(temp, self.folder / STATE)
+
+    def save_pass(self, state: dict[str, Any]) -> None:
+        """Keep the results of a finished pass (multi-pass runs): its number, every frame's result
+        at full precision (N, 3, H, W) and the per-frame records."""
+        temp = self.folder / (PASS + ".tmp")
+        torch.save(state, temp)
+        os.replace(temp, self.folder / PASS)
+
+    def load_pass(self) -> dict[str, Any] | None:
+        """The last finished pass of an interrupted multi-pass run, or None."""
+        path = self.folder / PASS
+        return torch.load(path, weights_only=True) if path.exists() else None
+
+    def passes_done(self) -> int:
+        """How many passes of a multi-pass run are saved (0 if none)."""
+        stored = self.load_pass()
+        return 0 if stored is None else stored["pass"]
 
     def frame_path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
@@ -102,7 +117,7 @@ class Checkpoint:
 
     def _load(self) -> Resume:
         state = torch.load(self.folder / STATE, weights_only=True)
-        return Resume(state["done"], state["stylized"], state["frame"].numpy(), state["records"], state["rng"])
+        return Resume(state["done"], state["records"], state["rng"], state["chain"])
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:

@@ -20,6 +20,7 @@ from .errors import ConfigError
 CONTENT_LAYERS = ("conv4_2",)
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 STYLE_LAYER_WEIGHTS = (1.0, 0.75, 0.2, 0.2, 0.2)
+MAX_LONG_TERM = 16  # the chain keeps this many stylized frames at most
 
 
 class Optimizer(str, enum.Enum):
@@ -74,6 +75,9 @@ class Config:
     style_weight: float = 1e-4  # beta: weight of the style loss
     tv_weight: float = 1e5  # weight of the total-variation smoothness loss on [0, 1] pixels
     temporal_weight: float = 2e6  # weight of Ruder's temporal loss (0 disables it)
+    settle: bool = True  # later frames cancel the gradient carried from the previous one (no drift; README)
+    long_term: tuple[int, ...] = ()  # earlier frames also held by the temporal loss, e.g. (1, 2, 4) (Ruder 3.2)
+    passes: int = 1  # passes over each video, alternating forward and backward (Ruder 3.3)
     # styles
     style_blend: tuple[float, ...] = ()  # one weight per style image; empty means equal weights
     style_scale: float = 1.0  # style image long side, as a multiple of the content's long side
@@ -108,7 +112,7 @@ class Config:
             except ValueError:
                 choices = ", ".join(member.value for member in kind)
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}") from None
-        _check_positive(self, "max_side", "iterations", "style_scale", "stop_window")
+        _check_positive(self, "max_side", "iterations", "style_scale", "stop_window", "passes")
         if not 0 < self.coarse_scale < 1:
             raise ConfigError(f"coarse_scale must be between 0 and 1, got {self.coarse_scale}")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -124,6 +128,8 @@ class Config:
             )
         if any(w < 0 for w in self.style_blend) or (self.style_blend and sum(self.style_blend) == 0):
             raise ConfigError(f"style_blend must be non-negative and not all zero, got {self.style_blend}")
+        if any(not 1 <= offset <= MAX_LONG_TERM for offset in self.long_term):
+            raise ConfigError(f"long_term offsets must be between 1 and {MAX_LONG_TERM} frames, got {list(self.long_term)}")
         if not 0 <= self.crf <= 51:
             raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
         if self.max_frames is not None and self.max_frames < 1:

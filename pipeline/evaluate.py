@@ -33,18 +33,25 @@ class Evaluation:
     content_warp_error: float  # E_warp of the content: the flow's own floor
     style_loss: float | None = None  # mean unweighted style loss per frame (with styles)
     content_loss: float | None = None  # mean unweighted content loss per frame (with styles)
+    stride: int = 1  # frames between the two compared: t and t - stride
 
 
-def warp_error(frames: list[np.ndarray], guides: list[np.ndarray], *, method: Flow = Flow.dis) -> float:
-    """Mean masked E_warp of uint8 (H, W, 3) `frames`, using flow and masks from `guides` (same size)."""
-    if len(frames) < 2:
-        raise ValueError(f"need at least 2 frames to measure a warping error, got {len(frames)}")
+def warp_error(frames: list[np.ndarray], guides: list[np.ndarray], *, method: Flow = Flow.dis, stride: int = 1) -> float:
+    """Mean masked E_warp of uint8 (H, W, 3) `frames`, using flow and masks from `guides` (same size).
+
+    `stride` K compares frame t with frame t-K, along the flow computed directly between them: the
+    long-term measure (does a background come back as it was after something passed in front of it?).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+    if len(frames) <= stride:
+        raise ValueError(f"need more than {stride} frames to measure a warping error at stride {stride}, got {len(frames)}")
     errors = []
-    for t in range(1, len(frames)):
-        forward = flow.optical_flow(guides[t - 1], guides[t], method=method)
-        backward = flow.optical_flow(guides[t], guides[t - 1], method=method)
+    for t in range(stride, len(frames)):
+        forward = flow.optical_flow(guides[t - stride], guides[t], method=method)
+        backward = flow.optical_flow(guides[t], guides[t - stride], method=method)
         mask = flow.occlusion_mask(forward, backward)  # (1, 1, H, W)
-        warped = flow.warp(io.to_tensor(frames[t - 1]), backward)
+        warped = flow.warp(io.to_tensor(frames[t - stride]), backward)
         squared = (io.to_tensor(frames[t]) - warped).pow(2).mean(1, keepdim=True)  # (1, 1, H, W)
         errors.append(float((mask * squared).sum() / mask.sum().clamp(min=1.0)))
     return float(np.mean(errors))
@@ -52,10 +59,11 @@ def warp_error(frames: list[np.ndarray], guides: list[np.ndarray], *, method: Fl
 
 def evaluate_video(
     content: Path, stylized: Path, styles: list[Path] = (), config: Config = Config(), *,
-    callback: Callable[[int], None] | None = None,
+    callback: Callable[[int], None] | None = None, stride: int = 1,
 ) -> Evaluation:
     """Compare a stylized video with its content at the stylized video's size.
 
+    `stride` K measures the warping error between frames t and t-K (see `warp_error`).
     `callback` receives the number of frames read so far. Raises InputError for unreadable videos.
     """
     io.probe_video(content), io.probe_video(stylized)  # fail on either before decoding anything
@@ -64,12 +72,12 @@ def evaluate_video(
     guides = [cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)
               for frame in io.read_video(content, max_side=None, max_frames=len(outputs))]
     n = min(len(outputs), len(guides))
-    if n < 2:
-        raise InputError(f"{stylized}: needs at least 2 frames to measure flicker, has {n}")
+    if n <= stride:
+        raise InputError(f"{stylized}: needs at least {stride + 1} frames to measure flicker at stride {stride}, has {n}")
     outputs, guides = outputs[:n], guides[:n]
     method = config.flow if config.flow != Flow.none else Flow.dis
-    result = Evaluation(n, width, height, warp_error(outputs, guides, method=method),
-                        warp_error(guides, guides, method=method))
+    result = Evaluation(n, width, height, warp_error(outputs, guides, method=method, stride=stride),
+                        warp_error(guides, guides, method=method, stride=stride), stride=stride)
     if styles:
         style, content_loss = _mean_losses(outputs, guides, styles, config, callback)
         result = replace(result, style_loss=style, content_loss=content_loss)

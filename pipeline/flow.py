@@ -81,6 +81,31 @@ def _leaves_frame(flow: Tensor) -> Tensor:
     return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
 
 
+# Largest per-channel difference, in [0, 1] units, between a frame and an earlier frame warped into it
+# for which the flow still counts as explaining the pixel.
+PHOTOMETRIC_THRESHOLD = 0.1
+
+
+def photometric_mask(earlier: Tensor, current: Tensor, flow_backward: Tensor) -> Tensor:
+    """1 where `earlier` (B, 3, H, W) warped into `current` along `flow_backward` matches it, else 0.
+
+    Catches what the forward-backward check passes: DIS gives a thin occluder's background a
+    near-zero, self-consistent flow, so pixels the occluder covered in the earlier frame would be
+    held to what it painted there. Returns (B, 1, H, W) float.
+    """
+    error = (warp(earlier, flow_backward) - current).abs().amax(1, keepdim=True)  # (B, 1, H, W)
+    return (error <= PHOTOMETRIC_THRESHOLD).to(current.dtype)
+
+
+def closest_first(masks: Tensor) -> Tensor:
+    """Ruder et al. 2016 eq. 9: each pixel held only by the nearest earlier frame where it is visible.
+
+    `masks` is (J, 1, H, W) in [0, 1], nearest frame first; returns max(c_j - sum_{k<j} c_k, 0).
+    """
+    before = torch.cumsum(masks, 0) - masks  # sum over the nearer frames, (J, 1, H, W)
+    return (masks - before).clamp(min=0.0)
+
+
 def unlinked_fraction(previous: Tensor, current: Tensor, flow_backward: Tensor, mask: Tensor) -> float:
     """Share of pixels of `current` that the flow cannot explain from `previous` (both (1, 3, H, W) [0, 1]).
 
@@ -88,4 +113,4 @@ def unlinked_fraction(previous: Tensor, current: Tensor, flow_backward: Tensor, 
     in some channel. A shot change leaves most pixels unlinked; a pan leaves few.
     """
     error = (warp(previous, flow_backward) - current).abs().amax(1, keepdim=True)  # (1, 1, H, W)
-    return float(((mask < 0.5) | (error > 0.1)).float().mean())
+    return float(((mask < 0.5) | (error > PHOTOMETRIC_THRESHOLD)).float().mean())

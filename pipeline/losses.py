@@ -54,9 +54,11 @@ def tv_loss(image: Tensor) -> Tensor:
 
 
 def temporal_loss(image: Tensor, warped: Tensor, mask: Tensor) -> Tensor:
-    """Ruder et al. 2016 eq. 7: mask-weighted squared difference to the warped previous frame.
+    """Ruder et al. 2016 eq. 7 and 9: mask-weighted squared difference to warped earlier frames.
 
-    `mask` is (B, 1, H, W) in [0, 1] (0 at disocclusions and motion boundaries). Ruder divide by the
-    number of pixels D; we take the mean over pixels and channels, which is D * 3.
+    `image` is (1, 3, H, W); `warped` is (J, 3, H, W), one earlier frame per row (J = 1 for the
+    short-term loss, several for long-term consistency) and `mask` (J, 1, H, W) in [0, 1] its weights
+    (0 at disocclusions and motion boundaries). Each row is a mean over pixels and channels (Ruder's
+    1/D with D = W x H x C); rows are summed, as in eq. 9.
     """
-    return (mask * (image - warped).pow(2)).mean()
+    return (mask * (image - warped).pow(2)).mean((1, 2, 3)).sum()

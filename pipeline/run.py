@@ -23,7 +23,8 @@ from .checkpoint import Checkpoint, Resume
 from .config import Config
 from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
 from .events import Callback, Event, FrameDone, FrameStarted, IterationDone, Notice, RunStarted
-from .sequence import minimum_side, prepare_session, select_device, stylize_sequence
+from .passes import stylize_passes
+from .sequence import minimum_side, prepare_session, select_device
 
 __all__ = [
     "Callback", "Event", "FrameDone", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
@@ -175,16 +176,17 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
             torch.set_rng_state(job.resume.rng)  # after the seeding in prepare_session
         for notice in job.notices:
             emit(notice)
-        emit(RunStarted(job.n_frames, width, height, str(session.device)))
+        # The frames bar counts every frame of every pass.
+        emit(RunStarted(job.n_frames and job.n_frames * config.passes, width, height, str(session.device)))
         frames = _replay(_chain(first, frames), job, records, emit)
-        for step in stylize_sequence(session, _timed(frames, phases, "decode"), emit, job.resume):
+        for step in stylize_passes(session, _timed(frames, phases, "decode"), emit, job.resume, job.checkpoint):
             with _timer(phases, "encode"):
                 job.write(step.record.index, step.image)
             records.append(step.record)
             if job.checkpoint is not None:
                 with _timer(phases, "checkpoint"):
-                    job.checkpoint.save(step.record.index, step.image, step.stylized, step.frame,
-                                        [asdict(record) for record in records])
+                    job.checkpoint.save(step.record.index, step.image, [asdict(record) for record in records],
+                                        step.chain)
             emit(step.record)
     except BaseException as error:
         _stopped(job, len(records), _explain_out_of_memory(error, width, height, config))
@@ -227,13 +229,15 @@ def _replay(frames: Iterator[np.ndarray], job: _Job, records: list[FrameDone], e
 
 def _stopped(job: _Job, finished: int, error: BaseException) -> None:
     """Turn Ctrl-C into `Interrupted` naming what was kept; drop a checkpoint holding nothing."""
-    kept = job.checkpoint is not None and finished > 0
+    passes = job.checkpoint.passes_done() if job.checkpoint is not None else 0
+    kept = job.checkpoint is not None and (finished > 0 or passes > 0)
     if job.checkpoint is not None and not kept:
         job.checkpoint.remove()
     if not isinstance(error, KeyboardInterrupt):
         raise error
     if kept:
-        raise Interrupted(f"interrupted after {finished} frame(s); they are kept in {job.checkpoint.folder}, "
+        what = f"{finished} frame(s); they are" if finished else f"pass {passes} of a multi-pass run; it is"
+        raise Interrupted(f"interrupted after {what} kept in {job.checkpoint.folder}, "
                           "run the same command with --resume to continue") from None
     raise Interrupted(f"interrupted before the first frame was finished; nothing was written to {job.output}") from None
 

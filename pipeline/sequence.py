@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,29 +115,71 @@ def load_model(config: Config, device: torch.device) -> VGG19:
 
 @dataclass(frozen=True)
 class Step:
-    """One finished frame: the image to write, the full-precision result, its content, its record."""
+    """One finished frame: the image to write, its content, its record, and the chain to resume from."""
 
     image: np.ndarray
-    stylized: torch.Tensor
     frame: np.ndarray
     record: FrameDone
+    chain: dict[str, Any]  # `Chain.state()` after this frame, for the checkpoint
+
+
+@dataclass
+class Chain:
+    """What links the next frame to the ones before: the latest stylized frames (newest last, as many
+    as the longest temporal offset), their content, the gradient carried by `settle_term`, and how
+    many frames the current shot has had so far (long-term terms never reach across a cut)."""
+
+    stylized: list[torch.Tensor] = field(default_factory=list)  # (1, 3, H, W) RGB [0, 1] each
+    frames: list[np.ndarray] = field(default_factory=list)  # uint8 (H, W, 3) each
+    gradient: torch.Tensor | None = None  # (1, 3, H, W)
+    length: int = 0
+
+    def push(self, stylized: torch.Tensor, frame: np.ndarray, gradient: torch.Tensor | None, *,
+             new_shot: bool, keep: int) -> None:
+        self.stylized = [*self.stylized, stylized][-keep:]
+        self.frames = [*self.frames, frame][-keep:]
+        self.gradient = gradient
+        self.length = 1 if new_shot else self.length + 1
+
+    def earlier(self) -> list[torch.Tensor]:
+        """Stylized frames t-1, t-2, ... of the current shot, nearest first."""
+        return self.stylized[::-1][: self.length]
+
+    def state(self) -> dict[str, Any]:
+        return {"stylized": torch.cat(self.stylized).cpu(), "frames": torch.from_numpy(np.stack(self.frames)),
+                "gradient": None if self.gradient is None else self.gradient.cpu(), "length": self.length}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any] | None, device: torch.device) -> Chain:
+        if state is None:
+            return cls()
+        gradient = state["gradient"]
+        return cls([image[None].to(device) for image in state["stylized"]], list(state["frames"].numpy()),
+                   None if gradient is None else gradient.to(device), state["length"])
+
+
+def temporal_offsets(config: Config) -> tuple[int, ...]:
+    """The earlier frames a frame is held to: 1 (Ruder's short-term loss) and those of `long_term`."""
+    return tuple(sorted({1, *config.long_term}))
 
 
 def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callback, resume: Resume) -> Iterator[Step]:
     """Stylize frames in order; each frame after the first starts from the previous result.
 
     Ruder et al. 2016: the previous stylized frame, warped along the content's flow, is both the
-    starting point and the target of the temporal loss outside occlusions. A scene cut restarts
-    the chain from the content, as the first frame of a sequence does. `resume` continues a chain.
-    Decoding and optical flow run `config.prefetch` frames ahead in a background thread.
+    starting point and the target of the temporal loss outside occlusions; with `long_term`, frames
+    t-2, t-4 ... are targets too (section 3.2). A scene cut restarts the chain from the content, as
+    the first frame of a sequence does. `resume` continues a chain. Decoding and optical flow run
+    `config.prefetch` frames ahead in a background thread.
     """
     config, model = session.config, session.model
-    previous = None if resume.stylized is None else resume.stylized.to(session.device)
-    ahead = prefetch(_with_flow(config, frames, resume.frame), depth=config.prefetch)
+    offsets = temporal_offsets(config)
+    chain = Chain.restore(resume.chain, session.device)
+    ahead = prefetch(_with_flow(config, frames, chain.frames, offsets), depth=config.prefetch)
     for index, (frame, flows) in enumerate(ahead, start=resume.done):
         start = time.perf_counter()
         content = io.to_tensor(frame).to(session.device)
-        link = None if previous is None else link_frames(config, flows, content, previous)
+        link = link_frames(config, flows, content, chain.earlier()) if chain.length else None
         linked = time.perf_counter()
         cut = link is not None and link.cut
         if cut:
@@ -144,47 +187,59 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
         chained = link is not None and not cut
         targets = Targets(content_targets(model, content, config), session.grams,
                           warped=link.warped if chained and config.temporal_weight > 0 else None,
-                          mask=link.mask if chained else None)
+                          mask=link.mask if chained else None,
+                          settle=link.carry(chain.gradient) if chained and chain.gradient is not None else None,
+                          anchor=link.warped[:1] if chained else None)
         if chained:
-            init = initial_image(config.init, content, previous, link)
+            init = initial_image(config.init, content, chain.stylized[-1], link)
             emit(FrameStarted(index, config.iterations))
-            result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit)
+            result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit,
+                                   gradient=config.settle)
         else:
             result = start_shot(session, content, targets, index, emit)
-        previous = result.image
+        chain.push(result.image, frame, result.gradient, new_shot=not chained, keep=max(offsets))
         done = time.perf_counter()
         # The flow itself may have run in the background: it counts in flow_seconds, not in seconds.
         record = FrameDone(index, result.iterations, done - start, result.losses, cut,
                            flow_seconds=linked - start + (flows.seconds if flows else 0.0),
                            optimize_seconds=done - linked)
-        yield Step(io.to_array(result.image), result.image, frame, record)
+        yield Step(io.to_array(result.image), frame, record, chain.state())
 
 
 @dataclass(frozen=True)
 class Flows:
-    """Optical flow between two content frames, both ways, and the seconds it took."""
+    """Optical flow between frame t and each earlier frame t-j it is linked to, and the seconds it took.
 
-    previous_frame: np.ndarray  # frame t-1, uint8 (H, W, 3)
-    forward: torch.Tensor | None  # (1, 2, H, W) t-1 -> t, on the CPU; None for --flow none
-    backward: torch.Tensor | None  # (1, 2, H, W) t -> t-1
+    `earlier[j - 1]` is frame t-j as uint8 (H, W, 3); `forward[j - 1]` maps it to t and `backward[j - 1]`
+    maps t to it, (1, 2, H, W) on the CPU, or None for --flow none.
+    """
+
+    earlier: dict[int, np.ndarray]
+    forward: dict[int, torch.Tensor | None]
+    backward: dict[int, torch.Tensor | None]
     seconds: float
 
 
-def _with_flow(config: Config, frames: Iterable[np.ndarray], previous_frame: np.ndarray | None
+def _with_flow(config: Config, frames: Iterable[np.ndarray], earlier: list[np.ndarray], offsets: tuple[int, ...]
                ) -> Iterator[tuple[np.ndarray, Flows | None]]:
-    """Each frame with its flow to the frame before (None for the very first): content only, so it
-    can run ahead of the stylization."""
+    """Each frame with its flows to the frames `offsets` before it (None for the very first): content
+    only, so it can run ahead of the stylization. Keeps only the frames it will still need."""
+    earlier = list(earlier)[-max(offsets):]  # oldest first
     for frame in frames:
         flows = None
-        if previous_frame is not None:
+        if earlier:
             start = time.perf_counter()
-            forward = backward = None
-            if config.flow != Flow.none:
-                forward = flow.optical_flow(previous_frame, frame, method=config.flow)
-                backward = flow.optical_flow(frame, previous_frame, method=config.flow)
-            flows = Flows(previous_frame, forward, backward, time.perf_counter() - start)
+            reachable = [j for j in offsets if j <= len(earlier)]
+            before = {j: earlier[-j] for j in reachable}
+            forward, backward = {}, {}
+            for j in reachable:
+                forward[j] = backward[j] = None
+                if config.flow != Flow.none:
+                    forward[j] = flow.optical_flow(before[j], frame, method=config.flow)
+                    backward[j] = flow.optical_flow(frame, before[j], method=config.flow)
+            flows = Flows(before, forward, backward, time.perf_counter() - start)
         yield frame, flows
-        previous_frame = frame
+        earlier = [*earlier, frame][-max(offsets):]
 
 
 def start_shot(session: Session, content: torch.Tensor, targets: Targets, index: int, emit: Callback) -> FrameResult:
@@ -209,7 +264,7 @@ def start_shot(session: Session, content: torch.Tensor, targets: Targets, index:
         init = F.interpolate(coarse.image, size=content.shape[-2:], mode="bilinear", align_corners=False)
         done = coarse.iterations
     result = stylize_frame(model, init, targets, config=config, n_iters=config.first_iterations,
-                           callback=_offset(emit, done, budget))
+                           callback=_offset(emit, done, budget), gradient=config.settle)
     return dataclasses.replace(result, iterations=result.iterations + done)
 
 
@@ -230,29 +285,51 @@ def _offset(emit: Callback, done: int, total: int) -> Callback:
 
 @dataclass(frozen=True)
 class Link:
-    """How frame t relates to frame t-1: the warped previous result, its mask, and whether it is a cut."""
+    """How frame t relates to the frames before it: the warped earlier results, their weights, and
+    whether t starts a new shot. Index 0 along the first axis is frame t-1, then t-2, t-4 ..."""
 
-    warped: torch.Tensor  # (1, 3, H, W) previous stylized frame in frame t's geometry
-    mask: torch.Tensor  # (1, 1, H, W) 1 where the flow is trusted
-    unlinked: float  # share of pixels the flow cannot explain
+    warped: torch.Tensor  # (J, 3, H, W) earlier stylized frames in frame t's geometry, nearest first
+    mask: torch.Tensor  # (J, 1, H, W) per-pixel weights, each pixel held by its nearest visible frame
+    unlinked: float  # share of pixels the flow cannot explain from frame t-1
     cut: bool
+    backward: torch.Tensor  # (1, 2, H, W) flow from frame t to frame t-1, on the run's device
+
+    def carry(self, previous: torch.Tensor) -> torch.Tensor:
+        """A per-pixel quantity of frame t-1 brought into frame t, zero where the flow is not trusted."""
+        return self.mask[:1] * flow.warp(previous, self.backward)
 
 
-def link_frames(config: Config, flows: Flows, content: torch.Tensor, previous_stylized: torch.Tensor) -> Link:
-    """Warp the previous result along the content's flow; occlusion mask and scene-cut test.
+def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: list[torch.Tensor]) -> Link:
+    """Warp the earlier results along the content's flows; occlusion masks and the scene-cut test.
 
-    `content` is frame t as (1, 3, H, W) on the run's device; `flows` link it to frame t-1.
+    `content` is frame t as (1, 3, H, W) on the run's device; `earlier` holds the stylized frames
+    t-1, t-2, ... of the current shot, nearest first; `flows` link t to the content frames before it.
+    Each mask is Ruder's (forward-backward and motion-boundary checks) times a photometric check, and
+    the masks of several offsets are made exclusive, nearest first (Ruder et al. 2016, eq. 9).
     """
-    device = previous_stylized.device
-    if flows.backward is None:
-        backward = torch.zeros((1, 2, *content.shape[-2:]), device=device)
-        mask = torch.ones((1, 1, *content.shape[-2:]), device=device)
-    else:
-        backward = flows.backward.to(device)
-        mask = flow.occlusion_mask(flows.forward.to(device), backward)
-    previous_content = io.to_tensor(flows.previous_frame).to(device)
-    unlinked = flow.unlinked_fraction(previous_content, content, backward, mask)
-    return Link(flow.warp(previous_stylized, backward), mask, unlinked, unlinked > config.cut_threshold)
+    device = content.device
+    warped, masks, unlinked = [], [], 1.0
+    for j in sorted(flows.backward):
+        if j > len(earlier):
+            break
+        previous_content = io.to_tensor(flows.earlier[j]).to(device)
+        if flows.backward[j] is None:
+            backward = torch.zeros((1, 2, *content.shape[-2:]), device=device)
+            mask = torch.ones((1, 1, *content.shape[-2:]), device=device)
+        else:
+            backward = flows.backward[j].to(device)
+            mask = flow.occlusion_mask(flows.forward[j].to(device), backward)
+        if j == 1:
+            unlinked = flow.unlinked_fraction(previous_content, content, backward, mask)
+            nearest = backward
+            if unlinked > config.cut_threshold:
+                break
+        masks.append(mask * flow.photometric_mask(previous_content, content, backward))
+        warped.append(flow.warp(earlier[j - 1], backward))
+    cut = unlinked > config.cut_threshold
+    if cut:
+        return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True, nearest)
+    return Link(torch.cat(warped), flow.closest_first(torch.cat(masks)), unlinked, False, nearest)
 
 
 def initial_image(init: Init, content: torch.Tensor, previous: torch.Tensor | None, link: Link | None) -> torch.Tensor:
@@ -263,4 +340,4 @@ def initial_image(init: Init, content: torch.Tensor, previous: torch.Tensor | No
         return torch.rand(content.shape).to(content.device)  # drawn on the CPU, so seeded runs match across devices
     if init == Init.prev:
         return previous
-    return link.warped
+    return link.warped[:1]

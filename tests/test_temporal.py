@@ -1,0 +1,214 @@
+"""Temporal quality II (issue 9): no drift at small budgets, long-term consistency, the settle term."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from stylereel.pipeline import flow, io, run, sequence
+from stylereel.pipeline.config import Config
+from stylereel.pipeline.errors import ConfigError, Interrupted
+from stylereel.pipeline.evaluate import warp_error
+from stylereel.pipeline.losses import temporal_loss
+from stylereel.pipeline.model import load_vgg19
+from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams, stylize_frame
+
+LUMA = np.array([0.299, 0.587, 0.114])
+SMALL = replace(Config(), max_side=40, first_iterations=6, iterations=4, device="cpu", coarse_to_fine=False, seed=2)
+
+
+@pytest.fixture
+def style(tmp_path):
+    y, x = np.mgrid[0:40, 0:40]
+    array = np.stack([(np.sin(x / 2.0) > 0) * 255, (np.sin((x + y) / 3.0) > 0) * 200, (y % 8 < 4) * 90], -1)
+    path = tmp_path / "style.png"
+    io.write_image(path, array.astype(np.uint8))
+    return path
+
+
+def _scene(seed: int = 3) -> np.ndarray:
+    """A 40x32 smooth, photo-like scene: blurred noise with a bright disc."""
+    rng = np.random.default_rng(seed)
+    noise = torch.from_numpy(rng.random((1, 3, 8, 10))).float()
+    image = torch.nn.functional.interpolate(noise, size=(32, 40), mode="bicubic", align_corners=False)[0]
+    y, x = np.mgrid[0:32, 0:40]
+    image[:, (y - 14) ** 2 + (x - 22) ** 2 < 40] = 0.9
+    return (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+def _write(folder, frames):
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        io.write_image(folder / f"{index:03d}.png", frame)
+    return folder
+
+
+def _drift_and_step(folder):
+    out = [io.read_image(path).astype(np.float64) for path in sorted(folder.glob("*.png"))]
+    luminance = [float((frame @ LUMA).mean()) for frame in out]
+    steps = [np.abs(b - a).mean() for a, b in zip(out[2:], out[3:])]
+    return abs(luminance[-1] - luminance[0]) / luminance[0], max(steps)
+
+
+def test_static_shot_settles_at_a_small_budget(tmp_path, style):
+    """A first frame far from converged (6 iterations) no longer drags the shot along: the chain
+    without the settle term keeps converging and drifts; with it the look stays put."""
+    folder = _write(tmp_path / "static", [_scene()] * 8)
+    run.stylize_frames(folder, [style], tmp_path / "settled", SMALL)
+    drift, step = _drift_and_step(tmp_path / "settled")
+    assert drift < 0.01 and step < 0.5
+    run.stylize_frames(folder, [style], tmp_path / "drifting", replace(SMALL, settle=False))
+    old_drift, old_step = _drift_and_step(tmp_path / "drifting")
+    assert old_step > 2 * step and old_drift > 2 * drift
+
+
+def test_settle_term_makes_the_warped_start_stationary(style):
+    """Same content as the previous frame: the gradient at the previous result is cancelled."""
+    model = load_vgg19()
+    config = replace(SMALL, temporal_weight=2e6)
+    content = io.to_tensor(_scene())
+    targets = Targets(content_targets(model, content, config),
+                      style_grams(model, [io.to_tensor(io.read_image(style))], (), config))
+    result = stylize_frame(model, content, targets, config=config, n_iters=5, gradient=True)
+    assert result.gradient.abs().max() > 0  # far from converged
+    mask = torch.ones((1, 1, *content.shape[-2:]))
+    chained = Targets(targets.content, targets.grams, warped=result.image, mask=mask, settle=result.gradient,
+                      anchor=result.image)
+    point = result.image.clone().requires_grad_(True)
+    frame_losses(model, point, chained, config)["total"].backward()
+    assert point.grad.abs().max() < 1e-3 * result.gradient.abs().max()
+
+
+def test_closest_first_weights_on_a_synthetic_occluder():
+    """A 1-px column hidden in frame t-1 and t-2 but visible in t-4: held by t-4 alone there; every
+    other pixel is held by t-1 alone."""
+    masks = torch.ones(3, 1, 4, 6)  # t-1, t-2, t-4
+    masks[0, :, :, 2] = 0
+    masks[1, :, :, 2] = 0
+    weights = flow.closest_first(masks)
+    assert torch.equal(weights[2, :, :, 2], torch.ones(1, 4))
+    assert torch.equal(weights[:2, :, :, 2], torch.zeros(2, 1, 4))
+    others = [0, 1, 3, 4, 5]
+    assert torch.equal(weights[0][..., others], torch.ones(1, 4, 5))
+    assert torch.equal(weights[1:][..., others], torch.zeros(2, 1, 4, 5))
+
+
+def test_long_term_loss_is_zero_when_the_frame_equals_its_warped_predecessors():
+    image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    masks = torch.ones(3, 1, 8, 8)
+    assert temporal_loss(image, image.expand(3, -1, -1, -1), masks) == 0
+    moved = image.expand(3, -1, -1, -1).clone()
+    moved[2] += 0.1
+    assert temporal_loss(image, moved, masks) == pytest.approx(0.01, rel=1e-4)  # one row of (0.1)^2 means
+
+
+def test_photometric_check_catches_a_thin_occluder_the_flow_misses():
+    """A dark bar on a still background: zero flow passes the forward-backward check everywhere,
+    the photometric check rejects exactly the pixels whose content changed."""
+    background = torch.full((1, 3, 16, 16), 0.6)
+    earlier, current = background.clone(), background.clone()
+    earlier[..., 5:7] = 0.05  # the bar covered columns 5-6 in the earlier frame
+    zero = torch.zeros(1, 2, 16, 16)
+    assert flow.occlusion_mask(zero, zero).min() == 1
+    mask = flow.photometric_mask(earlier, current, zero)
+    assert mask[..., 5:7].max() == 0 and mask.sum() == 16 * 14
+
+
+def test_long_term_offsets_are_validated_and_reach_the_cli(tmp_path, style):
+    with pytest.raises(ConfigError, match="long_term"):
+        replace(SMALL, long_term=(1, 0))
+    from stylereel.cli.main import app
+    from typer.testing import CliRunner
+
+    folder = _write(tmp_path / "in", [_scene()] * 2)
+    result = CliRunner().invoke(app, ["frames", str(folder), "-s", str(style), "-o", str(tmp_path / "out"),
+                                      "--long-term", "1,two"])
+    assert result.exit_code == 2 and "--long-term" in result.output
+
+
+def test_long_term_run_links_earlier_frames_and_resumes_exactly(tmp_path, style, monkeypatch):
+    """With --long-term 1,2,4 frame t is held to t-1, t-2 and t-4 once they exist in the shot, and a
+    resumed run gives the same frames as an uninterrupted one (the chain keeps four frames)."""
+    frames = [np.roll(_scene(), 2 * index, axis=1) for index in range(6)]
+    folder = _write(tmp_path / "in", frames)
+    config = replace(SMALL, long_term=(1, 2, 4), iterations=3)
+    seen = []
+    original = sequence.link_frames
+
+    def spy(config, flows, content, earlier):
+        link = original(config, flows, content, earlier)
+        seen.append(link.warped.shape[0])
+        return link
+
+    monkeypatch.setattr(sequence, "link_frames", spy)
+    run.stylize_frames(folder, [style], tmp_path / "whole", config)
+    assert seen == [1, 2, 2, 3, 3]  # frames 1..5: t-1; t-1, t-2; ...; t-1, t-2, t-4 from frame 4 on
+    calls = []
+    original_frame = sequence.stylize_frame
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return original_frame(*args, **kwargs)
+
+    monkeypatch.setattr(sequence, "stylize_frame", interrupted)
+    with pytest.raises(Interrupted):
+        run.stylize_frames(folder, [style], tmp_path / "parts", config)
+    monkeypatch.setattr(sequence, "stylize_frame", original_frame)
+    run.stylize_frames(folder, [style], tmp_path / "parts", config, resume=True)
+    for index in range(6):
+        name = f"{index:03d}.png"
+        assert np.array_equal(io.read_image(tmp_path / "parts" / name), io.read_image(tmp_path / "whole" / name))
+
+
+def test_warp_error_at_a_stride_follows_a_known_shift():
+    """A pattern moving 1 px per frame: stylized frames that move with it have no error at stride 3;
+    frames frozen in place do, and the stride-3 error of a frozen copy exceeds its stride-1 error."""
+    base = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
+    base = np.asarray(torch.nn.functional.avg_pool2d(torch.from_numpy(base).permute(2, 0, 1)[None].float(), 3, 1, 1)
+                      [0].permute(1, 2, 0).numpy(), np.uint8)
+    guides = [np.roll(base, index, axis=1) for index in range(6)]
+    assert warp_error(guides, guides, stride=3) < 2e-4
+    frozen = [guides[0]] * 6
+    assert warp_error(frozen, guides, stride=3) > 5 * warp_error(guides, guides, stride=3)
+    assert warp_error(frozen, guides, stride=3) > warp_error(frozen, guides, stride=1)
+    with pytest.raises(ValueError, match="stride"):
+        warp_error(guides, guides, stride=6)
+
+
+def test_two_passes_give_every_frame_and_resume_between_passes(tmp_path, style, monkeypatch):
+    """A two-pass run writes every frame once, in order; interrupted in the second (backward) pass
+    it resumes from the saved first pass and gives the same frames as an uninterrupted run."""
+    frames = [np.roll(_scene(), 2 * index, axis=1) for index in range(4)]
+    folder = _write(tmp_path / "in", frames)
+    config = replace(SMALL, passes=2, iterations=3)
+    events = []
+    summary = run.stylize_frames(folder, [style], tmp_path / "whole", config, callback=events.append)
+    assert [record.index for record in summary.frames] == [0, 1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [f"{i:03d}.png" for i in range(4)]
+    assert sum(isinstance(event, run.FrameDone) for event in events) == 8  # the bar counts both passes
+    assert next(e for e in events if isinstance(e, run.RunStarted)).n_frames == 8
+    assert all(record.iterations > config.iterations for record in summary.frames[1:])  # both passes counted
+    calls = []
+    original = sequence.stylize_frame
+    from stylereel.pipeline import passes
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:  # the second frame of the second pass
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sequence, "stylize_frame", interrupted)
+    monkeypatch.setattr(passes, "stylize_frame", interrupted)
+    with pytest.raises(Interrupted):
+        run.stylize_frames(folder, [style], tmp_path / "parts", config)
+    assert (tmp_path / "parts.parts" / "pass.pt").exists()
+    monkeypatch.undo()
+    events = []
+    run.stylize_frames(folder, [style], tmp_path / "parts", config, resume=True, callback=events.append)
+    assert any(isinstance(e, run.Notice) and "after pass 1" in e.text for e in events)
+    for index in range(4):
+        name = f"{index:03d}.png"
+        assert np.array_equal(io.read_image(tmp_path / "parts" / name), io.read_image(tmp_path / "whole" / name))
