@@ -6,12 +6,14 @@ Cuts `--frames` frames from CLIP starting at frame `--start`, stores them lossle
 once per row with the same seed and the same iterations per frame, and prints a Markdown table:
 warp error (E_warp), the content's own warp error, mean style and content loss, seconds per frame.
 Outputs are encoded with CRF 0 so the codec does not add flicker of its own. `--static IMAGE` also
-runs the drift check: one image repeated 30 frames.
+runs the drift check: one image repeated 30 frames. `--set KEY=VALUE` overrides a config key in
+every row (e.g. `--set passes=2` for the multi-pass table).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from dataclasses import replace
@@ -85,23 +87,27 @@ def main() -> None:
     parser.add_argument("--temporal-weight", type=float, default=None)
     parser.add_argument("--rows", default="0,1,2,3", help="which rows to run, by index")
     parser.add_argument("--static", type=Path, default=None, help="image for the drift check")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every row, e.g. passes=2 (value read as JSON)")
     args = parser.parse_args()
+    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     # Fixed iteration counts (no early stop, no coarse pass), so every row gets the same work.
     config = load_config(args.config, max_side=args.max_side, first_iterations=args.first_iterations,
                          iterations=args.iterations, temporal_weight=args.temporal_weight, device="cpu",
                          stop_tolerance=0.0, coarse_to_fine=False)
+    config = replace(config, **overrides)
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         clip = folder / "clip.mkv"
         cut_clip(args.clip, clip, start=args.start, n_frames=args.frames, max_side=args.max_side)
         print(f"clip: {args.clip} frames {args.start}..{args.start + args.frames - 1} at long side "
               f"{args.max_side}; {args.first_iterations} first / {args.iterations} later iterations; "
-              f"temporal_weight {config.temporal_weight:g}\n")
+              f"temporal_weight {config.temporal_weight:g}; overrides {overrides or 'none'}\n")
         print("| row | warp error | content warp error | ratio | mean style loss | mean content loss | s/frame | cuts |")
         print("|---|---|---|---|---|---|---|---|")
         chosen = [list(ROWS.items())[int(i)] for i in args.rows.split(",")]
-        for index, (name, overrides) in enumerate(chosen):
-            m = measure(clip, args.style, replace(config, **overrides), folder, f"row{index}")
+        for index, (name, row) in enumerate(chosen):
+            m = measure(clip, args.style, replace(config, **row), folder, f"row{index}")
             print(f"| {name} | {m['warp']:.6f} | {m['floor']:.6f} | {m['warp'] / m['floor']:.2f} | "
                   f"{m['style']:.4g} | {m['content']:.4g} | {m['seconds']:.2f} | {m['cuts']} |", flush=True)
         if args.static:

@@ -30,17 +30,12 @@ class Targets:
     `content`: content-layer features of the frame; `grams`: the run's style Grams (B=1);
     `warped` and `mask`: the previous stylized frame warped into this one, (1, 3, H, W), and its
     per-pixel weights (1, 1, H, W) for the temporal loss, or None for no temporal loss.
-    `settle` and `anchor`: the gradient the previous frame was left with, carried into this one
-    (1, 3, H, W), and the point where the settle term is zero (the warped previous frame); see
-    `settle_term`. None for a shot's first frame.
     """
 
     content: dict[str, Tensor]
     grams: dict[str, Tensor]
     warped: Tensor | None = None
     mask: Tensor | None = None
-    settle: Tensor | None = None
-    anchor: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -56,8 +51,7 @@ class IterationDone:
 class FrameResult:
     image: Tensor  # (1, 3, H, W) RGB in [0, 1], detached
     iterations: int  # iterations actually run
-    losses: dict[str, float]  # weighted terms at the result: content, style, tv, temporal, settle, total
-    gradient: Tensor | None = None  # (1, 3, H, W) gradient of content + style + tv at the result, if asked
+    losses: dict[str, float]  # weighted terms at the result: content, style, tv, temporal, total
 
 
 def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) -> dict[str, Tensor]:
@@ -75,24 +69,13 @@ def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) 
     }
     if targets.warped is not None and config.temporal_weight > 0:
         terms["temporal"] = config.temporal_weight * temporal_loss(image, targets.warped, targets.mask)
-    if targets.settle is not None:
-        terms["settle"] = settle_term(image, targets.settle, targets.anchor)
     terms["total"] = sum(terms.values())
     return terms
 
 
-def settle_term(image: Tensor, gradient: Tensor, anchor: Tensor) -> Tensor:
-    """-<gradient, image - anchor>: cancels, at the anchor, the gradient the chain already had.
-
-    Departs from Ruder et al. 2016. A later frame of a shot starts where the previous frame stopped
-    (warped), and if that frame had not converged, its loss still has a gradient there: every frame
-    then takes a few more steps down it, and over a shot the look keeps changing (a static shot
-    darkens) although nothing in the footage does. Subtracting the previous frame's remaining
-    gradient, carried along the flow, makes the warped previous result a stationary point of this
-    frame's loss as far as the content is unchanged; only what is new (disocclusions, changed
-    content, the blur of warping) moves the pixels. `gradient` and `anchor` are (1, 3, H, W).
-    """
-    return -(gradient * (image - anchor)).sum()
+def look(losses: dict[str, float]) -> float:
+    """How far a frame is from its content and style: its loss without the temporal term."""
+    return losses["content"] + losses["style"] + losses["tv"]
 
 
 def stylize_frame(
@@ -103,7 +86,7 @@ def stylize_frame(
     config: Config,
     n_iters: int,
     callback: Callable[[IterationDone], None] | None = None,
-    gradient: bool = False,
+    level: float | None = None,
 ) -> FrameResult:
     """Optimise the pixels of `init` for at most `n_iters` iterations and return the result.
 
@@ -113,37 +96,38 @@ def stylize_frame(
     L-BFGS without a line search is not monotone, so the result is the best point evaluated.
     The loss is read back every REPORT_EVERY iterations, the loop's only device synchronisation;
     with `config.stop_tolerance` > 0 the frame stops once the best loss improved by less than that
-    fraction over the last `config.stop_window` iterations. With `gradient`, the result also carries
-    the gradient of its content, style and tv terms (one more backward pass), for `settle_term`.
+    fraction over the last `config.stop_window` iterations.
+
+    `level` (later frames of a shot, with `config.settle`): the frame also stops once its loss is
+    down to the `look` its predecessor ended at (within `stop_tolerance`), and a start already
+    there is returned untouched.
+    The loss is then read at the first iteration too (one more synchronisation per frame).
     """
     optimisation = _Optimisation(model, init, targets, config)
     best_losses: list[float] = []  # best loss so far, at every reading
     iteration = 0
     for iteration in range(1, n_iters + 1):
-        loss = optimisation.step()
-        report = iteration % REPORT_EVERY == 0 or iteration == n_iters
+        loss = optimisation.step()  # the loss where this step started
+        report = iteration % REPORT_EVERY == 0 or iteration == n_iters or (level is not None and iteration == 1)
         value = float(loss.detach()) if report else None
         if callback is not None:
             callback(IterationDone(iteration, n_iters, value))
+        if value is not None and level is not None and value <= level * (1 + config.stop_tolerance):
+            if iteration == 1:  # the start is already as good as the frame before: keep it as it is
+                start = init.detach().clamp(0.0, 1.0)
+                return FrameResult(start, 0, _final_losses(model, start, targets, config))
+            break
         if value is not None:
             best_losses.append(min(value, best_losses[-1]) if best_losses else value)
             if _converged(best_losses, config):
                 break
     result = optimisation.result()
-    final, remaining = final_losses(model, result, targets, config, gradient=gradient)
-    return FrameResult(result, iteration, final, remaining)
+    return FrameResult(result, iteration, _final_losses(model, result, targets, config))
 
 
-def final_losses(model: VGG19, image: Tensor, targets: Targets, config: Config, *, gradient: bool = False
-                 ) -> tuple[dict[str, float], Tensor | None]:
-    """The weighted loss terms at `image`, and with `gradient` the gradient of content + style + tv there."""
-    if not gradient:
-        with torch.no_grad():
-            return {name: float(value) for name, value in frame_losses(model, image, targets, config).items()}, None
-    point = image.detach().clone().requires_grad_(True)
-    terms = frame_losses(model, point, targets, config)
-    (grad,) = torch.autograd.grad(terms["content"] + terms["style"] + terms["tv"], point)
-    return {name: float(value.detach()) for name, value in terms.items()}, grad.detach()
+def _final_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) -> dict[str, float]:
+    with torch.no_grad():
+        return {name: float(value) for name, value in frame_losses(model, image, targets, config).items()}
 
 
 def iteration_step(model: VGG19, init: Tensor, targets: Targets, config: Config) -> Callable[[], Tensor]:

@@ -23,7 +23,7 @@ from .config import Config, Device, Flow, Init, Precision
 from .errors import ConfigError, InputError
 from .events import Callback, Event, FrameDone, FrameStarted, Notice
 from .model import LAYER_NAMES, VGG19, load_vgg19
-from .optimize import FrameResult, IterationDone, Targets, content_targets, style_grams, stylize_frame
+from .optimize import FrameResult, IterationDone, Targets, content_targets, look, style_grams, stylize_frame
 from .prefetch import prefetch
 
 
@@ -126,19 +126,19 @@ class Step:
 @dataclass
 class Chain:
     """What links the next frame to the ones before: the latest stylized frames (newest last, as many
-    as the longest temporal offset), their content, the gradient carried by `settle_term`, and how
+    as the longest temporal offset), their content, the `look` the last one ended at, and how
     many frames the current shot has had so far (long-term terms never reach across a cut)."""
 
     stylized: list[torch.Tensor] = field(default_factory=list)  # (1, 3, H, W) RGB [0, 1] each
     frames: list[np.ndarray] = field(default_factory=list)  # uint8 (H, W, 3) each
-    gradient: torch.Tensor | None = None  # (1, 3, H, W)
+    level: float | None = None  # `optimize.look` of the last frame
     length: int = 0
 
-    def push(self, stylized: torch.Tensor, frame: np.ndarray, gradient: torch.Tensor | None, *,
+    def push(self, stylized: torch.Tensor, frame: np.ndarray, level: float, *,
              new_shot: bool, keep: int) -> None:
         self.stylized = [*self.stylized, stylized][-keep:]
         self.frames = [*self.frames, frame][-keep:]
-        self.gradient = gradient
+        self.level = level
         self.length = 1 if new_shot else self.length + 1
 
     def earlier(self) -> list[torch.Tensor]:
@@ -147,15 +147,14 @@ class Chain:
 
     def state(self) -> dict[str, Any]:
         return {"stylized": torch.cat(self.stylized).cpu(), "frames": torch.from_numpy(np.stack(self.frames)),
-                "gradient": None if self.gradient is None else self.gradient.cpu(), "length": self.length}
+                "level": self.level, "length": self.length}
 
     @classmethod
     def restore(cls, state: dict[str, Any] | None, device: torch.device) -> Chain:
         if state is None:
             return cls()
-        gradient = state["gradient"]
         return cls([image[None].to(device) for image in state["stylized"]], list(state["frames"].numpy()),
-                   None if gradient is None else gradient.to(device), state["length"])
+                   state["level"], state["length"])
 
 
 def temporal_offsets(config: Config) -> tuple[int, ...]:
@@ -187,17 +186,20 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
         chained = link is not None and not cut
         targets = Targets(content_targets(model, content, config), session.grams,
                           warped=link.warped if chained and config.temporal_weight > 0 else None,
-                          mask=link.mask if chained else None,
-                          settle=link.carry(chain.gradient) if chained and chain.gradient is not None else None,
-                          anchor=link.warped[:1] if chained else None)
+                          mask=link.mask if chained else None)
         if chained:
             init = initial_image(config.init, content, chain.stylized[-1], link)
             emit(FrameStarted(index, config.iterations))
+            # With settle, a frame stops once it is as close to its content and style as the frame
+            # before: the shot keeps the look its first frame reached (README, Drift).
             result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit,
-                                   gradient=config.settle)
+                                   level=chain.level if config.settle else None)
         else:
             result = start_shot(session, content, targets, index, emit)
-        chain.push(result.image, frame, result.gradient, new_shot=not chained, keep=max(offsets))
+        # A frame kept untouched keeps the level it was measured against, so a slow creep (the blur
+        # of repeated warps) adds up against one level and is corrected once it passes the tolerance.
+        level = chain.level if chained and result.iterations == 0 else look(result.losses)
+        chain.push(result.image, frame, level, new_shot=not chained, keep=max(offsets))
         done = time.perf_counter()
         # The flow itself may have run in the background: it counts in flow_seconds, not in seconds.
         record = FrameDone(index, result.iterations, done - start, result.losses, cut,
@@ -264,7 +266,7 @@ def start_shot(session: Session, content: torch.Tensor, targets: Targets, index:
         init = F.interpolate(coarse.image, size=content.shape[-2:], mode="bilinear", align_corners=False)
         done = coarse.iterations
     result = stylize_frame(model, init, targets, config=config, n_iters=config.first_iterations,
-                           callback=_offset(emit, done, budget), gradient=config.settle)
+                           callback=_offset(emit, done, budget))
     return dataclasses.replace(result, iterations=result.iterations + done)
 
 
@@ -293,10 +295,6 @@ class Link:
     unlinked: float  # share of pixels the flow cannot explain from frame t-1
     cut: bool
     backward: torch.Tensor  # (1, 2, H, W) flow from frame t to frame t-1, on the run's device
-
-    def carry(self, previous: torch.Tensor) -> torch.Tensor:
-        """A per-pixel quantity of frame t-1 brought into frame t, zero where the flow is not trusted."""
-        return self.mask[:1] * flow.warp(previous, self.backward)
 
 
 def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: list[torch.Tensor]) -> Link:
