@@ -62,7 +62,7 @@ Compile = Annotated[Optional[bool], typer.Option(
     help="torch.compile the loss: faster iterations after about a minute of compiling.")]
 Settle = Annotated[Optional[bool], typer.Option(
     "--settle/--no-settle", show_default=False,
-    help="Later frames keep the look their shot's first frame reached instead of converging further.")]
+    help="A later frame stops once its loss is back to its predecessor's: no drift within a shot.")]
 LongTerm = Annotated[Optional[str], typer.Option(
     "--long-term", metavar="1,2,4", help="Also hold each frame to these earlier frames (long-term consistency).")]
 Passes = Annotated[Optional[int], typer.Option(
