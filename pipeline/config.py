@@ -1,7 +1,9 @@
 """Run settings: one frozen `Config`, loaded from TOML presets and overridden by CLI flags.
 
-Defaults follow Gatys et al. 2015 where the paper fixes a value (layers, layer weights, pooling)
-and were chosen by measurement where it does not (loss weights, iteration counts); the README says how.
+Defaults follow Gatys et al. 2015 where the paper fixes a value (layers, pooling), take the style
+layer weights 1.0/0.75/0.2/0.2/0.2 from the "Can Machines Dream?" article this project follows (Gatys
+weight the five layers equally, 1/5 each: `configs/gatys.toml`), and were chosen by measurement
+where neither fixes one (loss weights, iteration counts); the README says how.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .errors import ConfigError
 
 CONTENT_LAYERS = ("conv4_2",)
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+# Not Gatys's (equal weights, 1/5 each) but the "Can Machines Dream?" article's, which favour the
+# shallow layers (fine texture and colour) over the deep ones.
 STYLE_LAYER_WEIGHTS = (1.0, 0.75, 0.2, 0.2, 0.2)
 
 
@@ -67,7 +71,7 @@ class Config:
     # what the losses look at
     content_layer: str = "conv4_2"  # VGG-19 layer whose features the result keeps (Gatys: conv4_2)
     style_layers: tuple[str, ...] = STYLE_LAYERS  # layers whose Gram matrices are matched
-    style_layer_weights: tuple[float, ...] = STYLE_LAYER_WEIGHTS  # one weight per style layer
+    style_layer_weights: tuple[float, ...] = STYLE_LAYER_WEIGHTS  # one per style layer ("Can Machines Dream?")
     pooling: Pooling = Pooling.avg  # Gatys 2015 replaces VGG's max pooling by average pooling
     # loss weights (losses are means, so they do not depend on the resolution)
     content_weight: float = 1.0  # alpha: weight of the content loss

@@ -56,7 +56,8 @@ def tv_loss(image: Tensor) -> Tensor:
 def temporal_loss(image: Tensor, warped: Tensor, mask: Tensor) -> Tensor:
     """Ruder et al. 2016 eq. 7: mask-weighted squared difference to the warped previous frame.
 
-    `mask` is (B, 1, H, W) in [0, 1] (0 at disocclusions and motion boundaries). Ruder divide by the
-    number of pixels D; we take the mean over pixels and channels, which is D * 3.
+    `mask` is (B, 1, H, W) in [0, 1] (0 at disocclusions and motion boundaries), the same for the
+    three channels. Eq. 7 is (1/D) sum_k c_k (x_k - w_k)^2 with D = W x H x C, the dimensionality
+    of the image, so the mean over pixels and channels is Ruder's loss as written, not a departure.
     """
     return (mask * (image - warped).pow(2)).mean()
