@@ -84,7 +84,7 @@ class Config:
     # optimisation
     optimizer: Optimizer = Optimizer.lbfgs  # lbfgs (Gatys, Ruder) or adam
     learning_rate: float | None = None  # step size; None = 1.0 for lbfgs, 0.02 for Adam on [0, 1] pixels
-    first_iterations: int = 300  # most iterations for the first frame of a shot and single images (per scale)
+    first_iterations: int = 300  # most iterations per scale (coarse pass, full-size pass) for a shot's first frame and images
     iterations: int = 100  # most iterations for every later frame (it starts from the previous one)
     stop_tolerance: float = 1e-3  # stop a frame when its loss improved by less than this fraction (0: never)
     stop_window: int = 10  # ... over this many iterations (the loss is read every 5)
@@ -112,13 +112,13 @@ class Config:
             except ValueError:
                 choices = ", ".join(member.value for member in kind)
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}") from None
-        _check_positive(self, "max_side", "iterations", "style_scale", "stop_window")
+        _check_positive(self, "max_side", "first_iterations", "iterations", "style_scale", "stop_window")
         if not 0 < self.coarse_scale < 1:
             raise ConfigError(f"coarse_scale must be between 0 and 1, got {self.coarse_scale}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
-            self, "first_iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight",
+            self, "content_weight", "style_weight", "tv_weight", "temporal_weight",
             "stop_tolerance", "prefetch",
         )
         if len(self.style_layer_weights) != len(self.style_layers):

@@ -551,10 +551,10 @@ def test_cli_frame_folder_in_natural_order_with_mixed_sizes_kinds_and_stray_file
     monkeypatch.setattr(io.frames, "read_image", lambda path, **kw: order.append(path.name) or read_image(path, **kw))
     with untouched(inputs):
         text = succeeded(cli("frames", folder, "-s", style, "-o", outputs / "styled", *FAST))
-    assert order == ["1.png", "2.jpg", "10.bmp"]
+    assert order == ["1.png", "2.jpg", "10.bmp"] * 2  # all decoded once before the work, then stylized
     assert sorted(os.listdir(outputs / "styled")) == ["1.png", "10.png", "2.png"]
     assert {io.read_image(path).shape for path in (outputs / "styled").iterdir()} == {(21, 32, 3)}
-    assert "warning: 1 frame(s) differ in size from the first and were resized to match: 10.bmp" in text
+    assert "warning: 1 frame(s) differ in size from the first and will be resized to match: 10.bmp" in text
     assert "skipped 2 non-image file(s)" in text and "notes.txt" in text and "Thumbs.db" in text
 
 
@@ -705,9 +705,10 @@ def test_disk_full_while_writing_frames_keeps_whole_frames_only(inputs, outputs,
     for index in (1, 2, 3):
         make_image(folder / f"{index}.png", size=(48, 32))
     styled, save, writes = outputs / "styled", Image.Image.save, []
+    parts = outputs / "styled.parts"  # finished frames collect here until all are done
 
     def filling_save(image: Image.Image, fp, *args, **kwargs) -> None:
-        if Path(fp).parent == styled:
+        if Path(fp).parent == parts:
             writes.append(fp)
             if len(writes) == 2:
                 Path(fp).write_bytes(b"\x89PNG half")  # what a full disk leaves behind
@@ -719,6 +720,8 @@ def test_disk_full_while_writing_frames_keeps_whole_frames_only(inputs, outputs,
         result = cli("frames", folder, "-s", style, "-o", styled, *FAST)
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    assert errors == [f"error: {styled / '2.png'}: cannot write image (No space left on device)"]
-    assert os.listdir(styled) == ["1.png"] and io.read_image(styled / "1.png").shape == (21, 32, 3)
-    assert temp_files(styled) == []
+    assert errors == [f"error: {parts / '000001.png'}: cannot write image (No space left on device)"]
+    assert not styled.exists()  # nothing under the output's name
+    assert sorted(p.name for p in parts.glob("*.png")) == ["000000.png"]  # the whole frame, kept for --resume
+    assert io.read_image(parts / "000000.png").shape == (21, 32, 3)
+    assert temp_files(parts) == []
