@@ -221,6 +221,46 @@ def test_video_kind_keeps_every_frame_its_time_and_its_picture(inputs, outputs, 
     assert temp_files(outputs) == []
 
 
+@pytest.fixture(scope="module")
+def shared_model():
+    """One VGG for the module's stylizing runs: loading it is most of a tiny run's time."""
+    return {}
+
+
+# The kinds that reach the optimisation through another decoding path; the others differ from these
+# only in what the round trip above already checks.
+STYLIZED_KINDS = ["odd size 4:4:4", "10-bit 4:2:0", "webm vp9", "mov prores", "mpeg-ts", "gif", "120 fps",
+                  "non-square pixels"]
+
+
+@pytest.mark.parametrize("kind", STYLIZED_KINDS)
+def test_video_kind_is_stylized_end_to_end(inputs, outputs, style, kind, shared_model, monkeypatch):
+    from dataclasses import replace
+
+    from stylereel.pipeline import sequence
+    from stylereel.pipeline.config import Config
+
+    name, arguments, size = KINDS[kind]
+    needs(arguments.get("codec", "libx264"))
+    real_load = sequence.load_model
+
+    def load_once(config, device):
+        if "vgg" not in shared_model:
+            shared_model["vgg"] = real_load(config, device)
+        return shared_model["vgg"]
+
+    monkeypatch.setattr(sequence, "load_model", load_once)
+    clip = make_video(inputs / name, n_frames=3, with_audio=False, **arguments)  # a 2-frame MPEG-TS will not open
+    source = watch(clip.path)
+    config = replace(Config(), max_side=32, first_iterations=2, iterations=2, device="cpu", coarse_to_fine=False)
+    with untouched(inputs):
+        summary = run.stylize_video(clip.path, [style], outputs / "out.mp4", config)
+    result = watch(outputs / "out.mp4")
+    assert summary.n_frames == len(result.images) == 3 and result.sizes == {size}
+    assert result.times == pytest.approx(source.times, abs=1e-3)
+    assert temp_files(outputs) == [] and not (outputs / "out.mp4.parts").exists()
+
+
 def test_full_range_mjpeg_keeps_its_brightness(inputs, outputs):
     clip = make_video(inputs / "mjpeg.avi", codec="mjpeg", pix_fmt="yuvj420p", full_range=True, rate=PAL,
                       n_frames=2, with_audio=False)
