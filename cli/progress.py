@@ -48,6 +48,11 @@ class ProgressView:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self.check_task is not None and self.frames_task is None:
+            # The check failed: its bar goes, so the error stays the only line. In a terminal the
+            # bar was visible while it ran.
+            self.progress.remove_task(self.check_task)
+            self.progress.live.transient = True
         if self.started:
             self.progress.stop()
 
@@ -64,7 +69,7 @@ class ProgressView:
             self.progress.update(self.check_task, completed=event.done)
         elif isinstance(event, RunStarted):
             if self.check_task is not None:
-                self.progress.remove_task(self.check_task)
+                self.progress.remove_task(self.check_task)  # the check is done: only the run's bars stay
             self.progress.start()
             self.started = True
             self.progress.console.print(

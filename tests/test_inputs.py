@@ -598,7 +598,7 @@ def test_cli_frame_folder_in_natural_order_with_mixed_sizes_kinds_and_stray_file
     assert "skipped 2 non-image file(s)" in text and "notes.txt" in text and "Thumbs.db" in text
 
 
-@pytest.mark.parametrize("kind", ["empty", "no images", "same output name", "missing"])
+@pytest.mark.parametrize("kind", ["empty", "no images", "same output name", "missing", "damaged frame"])
 def test_bad_frame_folder_is_refused_in_one_line(inputs, outputs, style, kind):
     folder = inputs / "shots"
     if kind != "missing":
@@ -608,10 +608,14 @@ def test_bad_frame_folder_is_refused_in_one_line(inputs, outputs, style, kind):
     if kind == "same output name":
         make_image(folder / "1.png")
         make_image(folder / "1.jpg")
+    if kind == "damaged frame":  # found by the check before the work, after a progress bar
+        for index in range(1, 6):
+            make_image(folder / f"{index}.png")
+        (folder / "3.png").write_bytes((folder / "3.png").read_bytes()[:60])
     words = {"empty": "no images", "no images": "no images", "same output name": "1.png",
-             "missing": "no such folder"}[kind]
+             "missing": "no such folder", "damaged frame": "3.png"}[kind]
     with untouched(inputs):
-        refused(cli("frames", folder, "-s", style, "-o", outputs / "styled", *FAST), f"{folder}:", words)
+        refused(cli("frames", folder, "-s", style, "-o", outputs / "styled", *FAST), f"{folder}", words)
     assert os.listdir(outputs) == []
 
 
