@@ -167,7 +167,7 @@ def _device_notice(checkpoint: Checkpoint, progress: Resume, device: torch.devic
     if not progress.done:
         return []
     before = checkpoint.saved().get("device")
-    if before in (None, device.type):
+    if before in (None, "auto", device.type):  # "auto": a work folder from before the device was recorded
         return []
     return [Notice(f"note: the interrupted run used the {before} device and this one uses {device.type}; "
                    "the frames after the resume may differ slightly from an uninterrupted run")]
@@ -371,14 +371,17 @@ def _check_folder(folder: Path) -> None:
 
 
 def _check_stats(stats: Path | None, *, inputs: list[Path], outputs: list[Path]) -> None:
-    """Refuse a --stats path that could not be written, before any work."""
+    """Refuse a --stats path that could not be written, before any work. It may go into an output
+    folder the run creates (`frames -o out --stats out/stats.json`)."""
     if stats is None:
         return
     if any(stats.resolve() == Path(path).resolve() for path in [*inputs, *outputs]):
         raise OutputError(f"{stats}: --stats would overwrite an input or the output; choose another name")
     if stats.is_dir():
         raise OutputError(f"{stats}: --stats is a folder, expected a file name")
-    _check_folder(stats.parent if str(stats.parent) else Path("."))
+    folder = stats.parent if str(stats.parent) else Path(".")
+    created = [output for output in outputs if output.resolve() == folder.resolve() and not output.exists()]
+    _check_folder(created[0].parent if created else folder)
 
 
 def _write_stats(path: Path, summary: Summary) -> None:

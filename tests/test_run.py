@@ -319,6 +319,9 @@ def test_frames_collect_in_the_work_folder_and_move_in_when_complete(tmp_path, s
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.png", "2.png", "3.png"]
     assert not (tmp_path / "out.parts").exists()
     monkeypatch.undo()
+    # --stats may go into the output folder the run creates.
+    run.stylize_frames(folder, [style], tmp_path / "new", replace(TINY, max_frames=1), stats=tmp_path / "new" / "s.json")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["1.png", "s.json"]
     run.stylize_frames(folder, [style], tmp_path / "kept", replace(TINY, max_frames=1), keep_frames=True)
     assert [p.name for p in (tmp_path / "kept").iterdir()] == ["1.png"]
     assert (tmp_path / "kept.parts" / "000000.png").read_bytes() == (tmp_path / "kept" / "1.png").read_bytes()
