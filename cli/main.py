@@ -38,8 +38,9 @@ ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML
 StyleBlend = Annotated[Optional[list[float]], typer.Option("--style-blend", help="Weight of each style image, in order.")]
 StyleScale = Annotated[Optional[float], typer.Option(help="Style image long side as a multiple of the content's.")]
 MaxSide = Annotated[Optional[int], typer.Option(help="Long side of the working resolution in pixels.")]
-Iterations = Annotated[Optional[int], typer.Option(help="Iterations for each frame after the first.")]
-FirstIterations = Annotated[Optional[int], typer.Option(help="Iterations for the first frame (and images).")]
+Iterations = Annotated[Optional[int], typer.Option(help="Most iterations for each frame after a shot's first.")]
+FirstIterations = Annotated[Optional[int], typer.Option(
+    help="Most iterations per scale for a shot's first frame (and images): coarse pass and full-size pass each.")]
 ContentWeight = Annotated[Optional[float], typer.Option(help="Weight of the content loss.")]
 StyleWeight = Annotated[Optional[float], typer.Option(help="Weight of the style loss.")]
 TvWeight = Annotated[Optional[float], typer.Option(help="Weight of the total-variation loss.")]
@@ -188,7 +189,8 @@ def image(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image (format from its suffix).")],
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
     max_side: MaxSide = None, first_iterations: FirstIterations = None,
-    iterations: Annotated[Optional[int], typer.Option(help="Iterations (default: the config's first_iterations).")] = None,
+    iterations: Annotated[Optional[int], typer.Option(
+        help="Most iterations per scale; sets first_iterations for this command.")] = None,
     content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
     optimizer: OptimizerOption = None, learning_rate: LearningRate = None, device: DeviceOption = None,
     seed: Seed = None, weights: Weights = None,
@@ -196,8 +198,8 @@ def image(
     compile: Compile = None,
     overwrite: Overwrite = False, stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
-    """Stylize one image (it gets the first frame's iterations)."""
-    options = locals() | {"first_iterations": iterations or first_iterations, "iterations": None}
+    """Stylize one image (at most first_iterations iterations per scale, as a shot's first frame)."""
+    options = locals() | {"first_iterations": first_iterations if iterations is None else iterations, "iterations": None}
     _execute(ctx, run.stylize_image, content, output, options)
 
 
@@ -253,10 +255,11 @@ def bench(
     console = Console()
     try:
         settings = load_config(config, device=device)
+        styles = style or [Path("samples/styles/swirl.png")]
+        benchmark.check_inputs(settings, sizes=size or [256, 512], clip=clip if frames else None, styles=styles)
         for result in benchmark.run_iterations(settings, sizes=size or [256, 512], repeat=repeat, compile=compile):
             print_bench(console, result, peak_tflops)
         if frames:
-            styles = style or [Path("samples/styles/swirl.png")]
             print_phases(console, benchmark.run_video(clip, styles, settings, n_frames=frames))
     except StylereelError as error:
         _fail(Console(stderr=True), error, debug or (ctx.obj or {}).get("debug", False))

@@ -16,7 +16,7 @@ from rich.table import Table
 from stylereel.pipeline.bench import TEXTBOOK, SizeResult
 from stylereel.pipeline.evaluate import Evaluation
 from stylereel.pipeline.optimize import IterationDone
-from stylereel.pipeline.run import Event, FrameDone, FrameStarted, Notice, RunStarted, Summary
+from stylereel.pipeline.run import Event, FrameDone, FramesChecked, FrameStarted, Notice, RunStarted, Summary
 
 
 class ProgressView:
@@ -41,12 +41,18 @@ class ProgressView:
         )
         self.frames_task = None
         self.iterations_task = None
+        self.check_task = None  # frames decoded by the check before the run (`frames`), shown while it runs
         self.started = False
 
     def __enter__(self) -> ProgressView:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self.check_task is not None and self.frames_task is None:
+            # The check failed: its bar goes, so the error stays the only line. In a terminal the
+            # bar was visible while it ran.
+            self.progress.remove_task(self.check_task)
+            self.progress.live.transient = True
         if self.started:
             self.progress.stop()
 
@@ -55,7 +61,15 @@ class ProgressView:
             return
         if isinstance(event, Notice):
             self.progress.console.print(event.text, markup=False, highlight=False)
+        elif isinstance(event, FramesChecked):
+            if self.check_task is None:
+                self.progress.start()
+                self.started = True
+                self.check_task = self.progress.add_task("checking frames", total=event.total, detail="")
+            self.progress.update(self.check_task, completed=event.done)
         elif isinstance(event, RunStarted):
+            if self.check_task is not None:
+                self.progress.remove_task(self.check_task)  # the check is done: only the run's bars stay
             self.progress.start()
             self.started = True
             self.progress.console.print(
@@ -73,7 +87,7 @@ class ProgressView:
 
 
 def _fpm(progress: Progress, task_id: int) -> str:
-    task = progress.tasks[task_id]
+    task = next(task for task in progress.tasks if task.id == task_id)
     if not task.elapsed:
         return ""
     return f"{(task.completed + 1) / task.elapsed * 60:.1f} frames/min"

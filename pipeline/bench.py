@@ -26,13 +26,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import run
+from . import io, run
 from .config import Config
+from .errors import ConfigError
 from .losses import content_loss, style_loss, tv_loss
 from .model import LAYERS, TORCHVISION_CONV_INDICES, VGG19
 from .optimize import Targets, content_targets, iteration_step, style_grams
 from .run import Summary
-from .sequence import load_model, select_device
+from .sequence import load_model, minimum_side, read_styles, select_device
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,25 @@ def bench_iterations(model: VGG19, config: Config, variants: list[Variant], *, w
     return SizeResult(width, height, loops[0].flops / rate, rate / 1e9, loops)
 
 
+def check_inputs(config: Config, *, sizes: list[int], clip: Path | None, styles: list[Path]) -> None:
+    """Refuse, before any timing, a size too small for the network and an unreadable clip or style.
+
+    Raises:
+        ConfigError: a size is under what VGG-19 needs; InputError: the clip or a style cannot be read.
+    """
+    smallest = minimum_side(config)
+    for size in sizes:
+        if size < smallest:
+            raise ConfigError(f"--size {size}: too small, VGG-19 needs at least {smallest} px on a side")
+    if clip is not None:
+        info = io.probe_video(clip)
+        width, height = io.fit_size(info.width, info.height, config.max_side, even=True)
+        read_styles(config, styles, long_side=max(width, height))
+
+
 def run_iterations(config: Config, *, sizes: list[int], repeat: int, compile: bool) -> Iterator[SizeResult]:
     """`bench_iterations` at each square size on the config's device, with the run's network."""
+    check_inputs(config, sizes=sizes, clip=None, styles=[])
     device = select_device(config.device)
     model = load_model(config, device)
     for size in sizes:

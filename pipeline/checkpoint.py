@@ -25,6 +25,8 @@ from .errors import ConfigError, OutputError
 SETTINGS = "settings.json"
 STATE = "state.pt"
 PASS = "pass.pt"
+# Recorded but not compared: a resume may run on another device (it is told so, see `saved`).
+NOT_COMPARED = ("device",)
 
 
 @dataclass
@@ -104,13 +106,18 @@ class Checkpoint:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _check_settings(self) -> None:
+    def saved(self) -> dict[str, Any]:
+        """The settings the interrupted run recorded."""
         try:
-            saved = json.loads((self.folder / SETTINGS).read_text())
+            return json.loads((self.folder / SETTINGS).read_text())
         except (OSError, ValueError):
             raise ConfigError(f"{self.folder}: the checkpoint's {SETTINGS} is unreadable; "
                               "use --overwrite to start again") from None
-        differ = sorted(key for key in saved.keys() | self.settings.keys() if saved.get(key) != self.settings.get(key))
+
+    def _check_settings(self) -> None:
+        saved = self.saved()
+        differ = sorted(key for key in saved.keys() | self.settings.keys()
+                        if key not in NOT_COMPARED and saved.get(key) != self.settings.get(key))
         if differ:
             raise ConfigError(f"{self.folder}: cannot resume with other settings ({', '.join(differ)} differ); "
                               "use the same options, or --overwrite to start again")

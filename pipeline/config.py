@@ -1,7 +1,9 @@
 """Run settings: one frozen `Config`, loaded from TOML presets and overridden by CLI flags.
 
-Defaults follow Gatys et al. 2015 where the paper fixes a value (layers, layer weights, pooling)
-and were chosen by measurement where it does not (loss weights, iteration counts); the README says how.
+Defaults follow Gatys et al. 2015 where the paper fixes a value (layers, pooling), take the style
+layer weights 1.0/0.75/0.2/0.2/0.2 from the "Can Machines Dream?" article this project follows (Gatys
+weight the five layers equally, 1/5 each: `configs/gatys.toml`), and were chosen by measurement
+where neither fixes one (loss weights, iteration counts); the README says how.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .errors import ConfigError
 
 CONTENT_LAYERS = ("conv4_2",)
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+# Not Gatys's (equal weights, 1/5 each) but the "Can Machines Dream?" article's, which favour the
+# shallow layers (fine texture and colour) over the deep ones.
 STYLE_LAYER_WEIGHTS = (1.0, 0.75, 0.2, 0.2, 0.2)
 MAX_LONG_TERM = 16  # the chain keeps this many stylized frames at most
 
@@ -68,7 +72,7 @@ class Config:
     # what the losses look at
     content_layer: str = "conv4_2"  # VGG-19 layer whose features the result keeps (Gatys: conv4_2)
     style_layers: tuple[str, ...] = STYLE_LAYERS  # layers whose Gram matrices are matched
-    style_layer_weights: tuple[float, ...] = STYLE_LAYER_WEIGHTS  # one weight per style layer
+    style_layer_weights: tuple[float, ...] = STYLE_LAYER_WEIGHTS  # one per style layer ("Can Machines Dream?")
     pooling: Pooling = Pooling.avg  # Gatys 2015 replaces VGG's max pooling by average pooling
     # loss weights (losses are means, so they do not depend on the resolution)
     content_weight: float = 1.0  # alpha: weight of the content loss
@@ -84,7 +88,7 @@ class Config:
     # optimisation
     optimizer: Optimizer = Optimizer.lbfgs  # lbfgs (Gatys, Ruder) or adam
     learning_rate: float | None = None  # step size; None = 1.0 for lbfgs, 0.02 for Adam on [0, 1] pixels
-    first_iterations: int = 300  # most iterations for the first frame of a shot and single images (per scale)
+    first_iterations: int = 300  # most iterations per scale (coarse pass, full-size pass) for a shot's first frame and images
     iterations: int = 100  # most iterations for every later frame (it starts from the previous one)
     stop_tolerance: float = 1e-3  # stop a frame when its loss improved by less than this fraction (0: never)
     stop_window: int = 10  # ... over this many iterations (the loss is read every 5)
@@ -112,13 +116,13 @@ class Config:
             except ValueError:
                 choices = ", ".join(member.value for member in kind)
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}") from None
-        _check_positive(self, "max_side", "iterations", "style_scale", "stop_window", "passes")
+        _check_positive(self, "max_side", "first_iterations", "iterations", "style_scale", "stop_window", "passes")
         if not 0 < self.coarse_scale < 1:
             raise ConfigError(f"coarse_scale must be between 0 and 1, got {self.coarse_scale}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
-            self, "first_iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight",
+            self, "content_weight", "style_weight", "tv_weight", "temporal_weight",
             "stop_tolerance", "prefetch",
         )
         if len(self.style_layer_weights) != len(self.style_layers):

@@ -20,6 +20,14 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class FramesChecked:
+    """Frames decoded so far by the check that runs before any work (`frames` command)."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class FrameStarted:
     index: int
     n_iters: int
@@ -43,5 +51,5 @@ class Notice:
     text: str
 
 
-Event = RunStarted | FrameStarted | IterationDone | FrameDone | Notice
+Event = RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | Notice
 Callback = Callable[[Event], None]

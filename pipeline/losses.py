@@ -58,7 +58,8 @@ def temporal_loss(image: Tensor, warped: Tensor, mask: Tensor) -> Tensor:
 
     `image` is (1, 3, H, W); `warped` is (J, 3, H, W), one earlier frame per row (J = 1 for the
     short-term loss, several for long-term consistency) and `mask` (J, 1, H, W) in [0, 1] its weights
-    (0 at disocclusions and motion boundaries). Each row is a mean over pixels and channels (Ruder's
-    1/D with D = W x H x C); rows are summed, as in eq. 9.
+    (0 at disocclusions and motion boundaries), the same for the three channels. Eq. 7 is
+    (1/D) sum_k c_k (x_k - w_k)^2 with D = W x H x C, the dimensionality of the image, so each row's
+    mean over pixels and channels is Ruder's loss as written, not a departure; rows are summed (eq. 9).
     """
     return (mask * (image - warped).pow(2)).mean((1, 2, 3)).sum()

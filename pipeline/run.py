@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,12 +23,12 @@ from . import io
 from .checkpoint import Checkpoint, Resume
 from .config import Config
 from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
-from .events import Callback, Event, FrameDone, FrameStarted, IterationDone, Notice, RunStarted
+from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
 from .passes import stylize_passes
-from .sequence import minimum_side, prepare_session, select_device
+from .sequence import minimum_side, prepare_session, read_styles, select_device
 
 __all__ = [
-    "Callback", "Event", "FrameDone", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
+    "Callback", "Event", "FrameDone", "FramesChecked", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
     "select_device", "stylize_frames", "stylize_image", "stylize_video",
 ]
 
@@ -48,8 +49,15 @@ def stylize_image(
     content: Path, styles: list[Path], output: Path, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
 ) -> Summary:
-    """Stylize one image with `config.first_iterations` iterations and write it to `output`."""
+    """Stylize one image and write it to `output`, in the format its suffix names.
+
+    It runs at most `config.first_iterations` iterations per scale: with coarse-to-fine, once at
+    the coarse size and once at full size. Every output is checked before any work.
+    """
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    io.check_image_suffix(output)
+    _check_stats(stats, inputs=[content, *styles], outputs=[output])
+    select_device(config.device)
     frame = io.read_image(content, max_side=config.max_side)
     job = _Job(output, lambda _, image: io.write_image(output, image), n_frames=1)
     return _finish(_run([frame], styles, config, job, callback), stats, None, keep_frames=False)
@@ -62,31 +70,38 @@ def stylize_frames(
 ) -> Summary:
     """Stylize an image sequence in natural order into `output_dir`, as PNGs named like the inputs.
 
-    Progress is checkpointed in `<output_dir>.parts/`; `resume` continues an interrupted run.
+    Every frame is decoded once before the model loads, so a damaged file fails the run in seconds.
+    Finished frames collect in `<output_dir>.parts/` and move into `output_dir` only once all are
+    done; `resume` continues an interrupted run.
     """
-    paths, skipped = io.list_frames(folder)
-    paths = paths[: config.max_frames]
+    emit = callback or (lambda event: None)
+    every_path, skipped = io.list_frames(folder)
+    paths = every_path[: config.max_frames]
     targets = [output_dir / (path.stem + ".png") for path in paths]
     clashes = sorted({target.name for target in targets if targets.count(target) > 1})
     if clashes:
         raise InputError(f"{folder}: several frames would be written as {clashes[0]} (same name, other suffix)")
-    checkpoint = Checkpoint(Checkpoint.beside(output_dir), _settings(config, [*paths, *styles]), keep_images=False)
+    _check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
+    device = select_device(config.device)
+    # The whole folder is recorded, so a resume may change --max-frames.
+    checkpoint = Checkpoint(Checkpoint.beside(output_dir), _settings(config, [*every_path, *styles], device),
+                            keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
-    resuming = resume and checkpoint.folder.exists()
+    resuming = resume and checkpoint.folder.exists()  # a run stopped while moving its frames into place
     _check_output_dir(output_dir, targets, overwrite=overwrite or resuming, input_dir=folder)
-    frames = io.read_frames(paths, max_side=config.max_side)
-
-    def write(index: int, image: np.ndarray) -> None:
-        output_dir.mkdir(exist_ok=True)  # only once there is something to put in it
-        io.write_image(targets[index], image)
+    resized = _check_frames(paths, styles, config, emit)
 
     notices = [Notice(f"skipped {len(skipped)} non-image file(s) in {folder}: "
                       + ", ".join(p.name for p in skipped[:5]))] if skipped else []
-    job = _Job(output_dir, write, len(paths), checkpoint, checkpoint.start(resume=resume, overwrite=overwrite), notices)
-    summary = _run(frames, styles, config, job, callback)
-    if frames.resized and callback is not None:
-        callback(Notice(f"warning: {len(frames.resized)} frame(s) differ in size from the first and were "
-                        f"resized to match: {', '.join(p.name for p in frames.resized[:5])}"))
+    if resized:
+        notices.append(Notice(f"warning: {len(resized)} frame(s) differ in size from the first and will be "
+                              f"resized to match: {', '.join(p.name for p in resized[:5])}"))
+    progress = checkpoint.start(resume=resume, overwrite=overwrite)
+    notices += _device_notice(checkpoint, progress, device)
+    # The frames are written by the checkpoint (its PNGs), and moved into place at the end.
+    job = _Job(output_dir, lambda index, image: None, len(paths), checkpoint, progress, notices, replay_writes=False)
+    summary = _run(io.read_frames(paths, max_side=config.max_side), styles, config, job, callback)
+    _collect(checkpoint, targets[: summary.n_frames], keep=keep_frames)
     return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
@@ -102,9 +117,12 @@ def stylize_video(
     info = io.probe_video(content)
     output = output or io.default_output(content)
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
-    checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles]), keep_images=True)
+    _check_stats(stats, inputs=[content, *styles], outputs=[output])
+    device = select_device(config.device)
+    checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles], device), keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
     width, height = io.fit_size(info.width, info.height, config.max_side, even=True)
+    read_styles(config, styles, long_side=max(width, height))  # fail on a style before decoding
     n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
     frames = io.read_video(content, max_side=config.max_side, max_frames=config.max_frames)
     first = next(frames)  # decodes before the model loads, so a broken file fails fast
@@ -119,6 +137,7 @@ def stylize_video(
     progress = checkpoint.start(resume=resume, overwrite=overwrite)
     notices = [Notice(f"{content}: has {info.n_video_streams} video streams; using the first")
                ] if info.n_video_streams > 1 else []
+    notices += _device_notice(checkpoint, progress, device)
     with io.VideoWriter(output, width=width, height=height, time_base=first.time_base,
                         rate=info.average_rate, crf=config.crf, audio_from=content) as writer:
         job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress, notices)
@@ -131,6 +150,48 @@ def stylize_video(
             callback(Notice(f"warning: {content}: the video ends before its declared length; "
                             f"frames: {summary.n_frames} stylized, {frames.lost} lost"))
     return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
+
+
+def _check_frames(paths: list[Path], styles: list[Path], config: Config, emit: Callback) -> list[Path]:
+    """Decode every frame once (reporting `FramesChecked`), and the styles at the frames' size,
+    before any work; returns the frames that will be resized to the first one's size."""
+    frames = io.read_frames(paths, max_side=config.max_side)
+    for done, frame in enumerate(frames, start=1):
+        if done == 1:
+            read_styles(config, styles, long_side=max(frame.shape[:2]))
+        emit(FramesChecked(done, len(paths)))
+    return frames.resized
+
+
+def _device_notice(checkpoint: Checkpoint, progress: Resume, device: torch.device) -> list[Notice]:
+    """A resumed run on another device than the interrupted one is allowed, and said."""
+    if not progress.done:
+        return []
+    before = checkpoint.saved().get("device")
+    if before in (None, "auto", device.type):  # "auto": a work folder from before the device was recorded
+        return []
+    return [Notice(f"note: the interrupted run used the {before} device and this one uses {device.type}; "
+                   "the frames after the resume may differ slightly from an uninterrupted run")]
+
+
+def _collect(checkpoint: Checkpoint, targets: list[Path], *, keep: bool) -> None:
+    """Move (or with `keep`, copy) the finished frames from the work folder to their targets."""
+    if not targets:
+        return
+    try:
+        targets[0].parent.mkdir(exist_ok=True)
+        for index, target in enumerate(targets):
+            source = checkpoint.frame_path(index)
+            if not source.exists() and target.exists():
+                continue  # moved by a run stopped while collecting
+            if keep:
+                temp = io.temp_beside(target)
+                shutil.copyfile(source, temp)
+                source = temp
+            os.replace(source, target)
+    except OSError as error:
+        raise OutputError(f"{targets[0].parent}: cannot move the finished frames there "
+                          f"({error.strerror or error}); they are kept in {checkpoint.folder}") from None
 
 
 def _audio_notice(mode: str, codec: str | None) -> str:
@@ -150,6 +211,7 @@ class _Job:
     checkpoint: Checkpoint | None = None
     resume: Resume = field(default_factory=Resume)
     notices: list[Notice] = field(default_factory=list)
+    replay_writes: bool = True  # a resume writes the checkpointed frames again (False: they stay there)
 
 
 def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: _Job, callback: Callback | None) -> Summary:
@@ -221,7 +283,7 @@ def _replay(frames: Iterator[np.ndarray], job: _Job, records: list[FrameDone], e
         emit(Notice(f"resuming after frame {job.resume.done} from {job.checkpoint.folder}"))
     for index in range(job.resume.done):
         next(frames, None)
-        if job.checkpoint.keep_images:
+        if job.checkpoint.keep_images and job.replay_writes:
             job.write(index, io.read_image(job.checkpoint.frame_path(index)))
         emit(records[index])
     return frames
@@ -252,17 +314,20 @@ def _explain_out_of_memory(error: BaseException, width: int, height: int, config
 
 
 def _finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None, *, keep_frames: bool) -> Summary:
-    """After the output is complete: write the stats and drop the work folder."""
-    if stats is not None:
-        _write_stats(stats, summary)
+    """After the output is complete: drop the work folder, then write the stats (so a failure there
+    leaves no work folder behind a complete output)."""
     if checkpoint is not None and not keep_frames:
         checkpoint.remove()
+    if stats is not None:
+        _write_stats(stats, summary)
     return summary
 
 
-def _settings(config: Config, inputs: list[Path]) -> dict:
-    """What must match for a run to be resumed: the settings that shape frames, and the input files."""
+def _settings(config: Config, inputs: list[Path], device: torch.device) -> dict:
+    """What must match for a run to be resumed: the settings that shape frames, and the input files.
+    The device actually used is recorded too, but not compared (see `checkpoint.NOT_COMPARED`)."""
     values = {k: v for k, v in asdict(config).items() if k not in ("max_frames", "crf", "prefetch", "compile")}
+    values["device"] = device.type
     files = {f"input file {path}": _file_identity(path) for path in inputs}
     return json.loads(json.dumps(values | files))  # as JSON would give it back: tuples become lists
 
@@ -309,6 +374,20 @@ def _check_folder(folder: Path) -> None:
         raise OutputError(f"{folder}: output folder is not writable")
 
 
+def _check_stats(stats: Path | None, *, inputs: list[Path], outputs: list[Path]) -> None:
+    """Refuse a --stats path that could not be written, before any work. It may go into an output
+    folder the run creates (`frames -o out --stats out/stats.json`)."""
+    if stats is None:
+        return
+    if any(stats.resolve() == Path(path).resolve() for path in [*inputs, *outputs]):
+        raise OutputError(f"{stats}: --stats would overwrite an input or the output; choose another name")
+    if stats.is_dir():
+        raise OutputError(f"{stats}: --stats is a folder, expected a file name")
+    folder = stats.parent if str(stats.parent) else Path(".")
+    created = [output for output in outputs if output.resolve() == folder.resolve() and not output.exists()]
+    _check_folder(created[0].parent if created else folder)
+
+
 def _write_stats(path: Path, summary: Summary) -> None:
     """Write the run's statistics as JSON, atomically."""
     data = {
@@ -333,6 +412,8 @@ def _atomic_write_text(path: Path, text: str) -> None:
         with os.fdopen(descriptor, "w") as file:
             file.write(text)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
         raise

@@ -81,25 +81,50 @@ def _layer_index(name: str) -> int:
 
 
 def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Session:
-    """Pick the device, load the VGG truncated at the deepest layer used, and compute style Grams."""
+    """Pick the device, read and check the styles, load the VGG truncated at the deepest layer used,
+    and compute style Grams. Everything that can fail without the model fails before it loads."""
     if config.style_blend and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     torch.manual_seed(config.seed)
     device = select_device(config.device)
-    style_side = max(16, round(long_side * config.style_scale))
+    full, coarse = read_styles(config, styles, long_side=long_side)
     model = load_model(config, device)
 
-    def grams_at(side: int, *, optional: bool = False) -> dict[str, torch.Tensor] | None:
-        images = [io.read_image(path, max_side=side) for path in styles]
-        if optional and min(min(image.shape[:2]) for image in images) < minimum_side(config):
-            return None
+    def grams_at(images: list[np.ndarray]) -> dict[str, torch.Tensor]:
         return style_grams(model, [io.to_tensor(image).to(device) for image in images], config.style_blend, config)
 
-    full = grams_at(style_side)
     # The coarse pass sees the style at its own scale, so strokes keep their size relative to the
     # frame; a style image too narrow for that keeps its full-size Grams.
-    coarse = (grams_at(round(style_side * config.coarse_scale), optional=True) or full) if config.coarse_to_fine else None
-    return Session(config, device, model, full, coarse)
+    full_grams = grams_at(full)
+    coarse_grams = (grams_at(coarse) if coarse else full_grams) if config.coarse_to_fine else None
+    return Session(config, device, model, full_grams, coarse_grams)
+
+
+def read_styles(config: Config, styles: list[Path], *, long_side: int
+                ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """The style images, uint8 (H, W, 3), at the size the run uses them (long side `style_scale`
+    times the frames' `long_side`), and at the coarse pass's size (None if any would be too small
+    there, or coarse-to-fine is off).
+
+    Raises:
+        InputError: a style cannot be read, or its short side would be under what VGG-19 needs.
+    """
+    side = max(16, round(long_side * config.style_scale))
+    for path in styles:
+        width, height = io.fit_size(*io.image_size(path), side, even=False)
+        if min(width, height) < minimum_side(config):
+            raise InputError(
+                f"{path}: the style would be {width}x{height} px here (long side {side} px: --style-scale "
+                f"{config.style_scale:g} of the frames' {long_side} px), but VGG-19 needs at least "
+                f"{minimum_side(config)} px on the short side; use a larger --style-scale or --max-side")
+    full = [io.read_image(path, max_side=side) for path in styles]
+    if not config.coarse_to_fine:
+        return full, None
+    try:
+        coarse = [io.read_image(path, max_side=max(1, round(side * config.coarse_scale))) for path in styles]
+    except InputError:  # too small to read at that size
+        return full, None
+    return full, (coarse if min(min(image.shape[:2]) for image in coarse) >= minimum_side(config) else None)
 
 
 def load_model(config: Config, device: torch.device) -> VGG19:
@@ -109,7 +134,10 @@ def load_model(config: Config, device: torch.device) -> VGG19:
     model = load_vgg19(last_layer=deepest_layer(config), pooling=config.pooling.value, weights=weights).to(device)
     model.set_execution(bf16=uses_bf16(config, device), channels_last=device.type == "cuda")
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # frames share one size, so the autotuned choice is reused
+        # Every run is seeded, and the same seed must give the same result: cuDNN's autotuner may
+        # pick other convolution algorithms from run to run, and some of them are not deterministic.
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     return model
 
 

@@ -72,3 +72,10 @@ def test_bench_command_prints_loops_and_stages(tmp_path):
     for words in ("one iteration at 32x32", "textbook, frozen", "x floor", "end to end: 2 frame(s)",
                   "decode", "optimize", "encode"):
         assert words in result.output
+
+
+def test_a_size_too_small_for_vgg_is_one_line_before_any_timing(monkeypatch):
+    monkeypatch.setattr(bench, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    result = CliRunner().invoke(app, ["bench", "--size", "8", "--frames", "0", "--device", "cpu"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output == "error: --size 8: too small, VGG-19 needs at least 16 px on a side\n"

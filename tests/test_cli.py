@@ -136,3 +136,82 @@ def test_an_error_before_the_run_starts_is_exactly_one_line(tmp_path, style):
     result = _invoke("video", tmp_path / "missing.mp4", "-s", style, *FAST)
     assert result.exit_code == 2
     assert result.output == f"error: {tmp_path / 'missing.mp4'}: no such file\n"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["image", "--iterations", "0"], "first_iterations must be positive, got 0"),
+    (["image", "--first-iterations", "-3"], "first_iterations must be positive, got -3"),
+    (["video", "--iterations", "0"], "iterations must be positive, got 0"),
+    (["frames", "--first-iterations", "0"], "first_iterations must be positive, got 0"),
+])
+def test_zero_or_negative_iteration_counts_are_one_line(tmp_path, style, args, words):
+    command, *options = args
+    content = {"image": tmp_path / "in.png", "video": tmp_path / "in.mp4", "frames": tmp_path / "in"}[command]
+    if command == "image":
+        make_image(content)
+    elif command == "video":
+        make_video(content, n_frames=2)
+    else:
+        content.mkdir()
+        make_image(content / "1.png")
+    output = tmp_path / ("out.png" if command == "image" else "out")
+    result = _invoke(command, content, "-s", style, "-o", output, "--max-side", "32", "--device", "cpu", *options)
+    assert result.exit_code == 2 and result.output.strip().count("\n") == 0, result.output
+    assert result.output.startswith("error:") and words in result.output
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("case", ["unknown suffix", "stats is a folder", "stats in a missing folder"])
+def test_output_and_stats_problems_are_one_line_before_any_work(tmp_path, style, case, monkeypatch):
+    from stylereel.pipeline import sequence
+
+    monkeypatch.setattr(sequence, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    content = tmp_path / "in.png"
+    make_image(content)
+    (tmp_path / "stats").mkdir()
+    output, stats, words = {
+        "unknown suffix": (tmp_path / "out.xyz", [], "out.xyz: unknown image suffix"),
+        "stats is a folder": (tmp_path / "out.png", ["--stats", tmp_path / "stats"], "is a folder"),
+        "stats in a missing folder": (tmp_path / "out.png", ["--stats", tmp_path / "no" / "s.json"], "does not exist"),
+    }[case]
+    result = _invoke("image", content, "-s", style, "-o", output, *FAST, *stats)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.count("\n") == 1 and words in result.output
+    assert not output.exists()
+
+
+def _torchvision_weights(path: Path) -> Path:
+    """A torchvision-format vgg19 state dict with seeded random weights (not the bundled model)."""
+    import torch
+    from stylereel.pipeline.model import TORCHVISION_CONV_INDICES, VGG19
+
+    torch.manual_seed(0)
+    state = {}
+    for index, conv in zip(TORCHVISION_CONV_INDICES, VGG19(last_layer="conv5_4").convs):
+        state[f"features.{index}.weight"], state[f"features.{index}.bias"] = conv.weight, conv.bias
+    torch.save(state, path)
+    return path
+
+
+def test_weights_pooling_and_crf_change_a_real_run(tmp_path, style):
+    content = tmp_path / "in.png"
+    make_image(content, size=(48, 32))
+    max_pooling = tmp_path / "max.toml"
+    max_pooling.write_text('pooling = "max"\n')
+    weights = _torchvision_weights(tmp_path / "vgg19.pth")
+    images = {}
+    for name, extra in {"default": [], "weights": ["--weights", weights], "max": ["-c", max_pooling]}.items():
+        result = _invoke("image", content, "-s", style, "-o", tmp_path / f"{name}.png", *FAST, "--quiet", *extra)
+        assert result.exit_code == 0, result.output
+        images[name] = io.read_image(tmp_path / f"{name}.png").astype(int)
+    assert np.abs(images["weights"] - images["default"]).mean() > 1  # another network, another result
+    assert np.abs(images["max"] - images["default"]).mean() > 0.1
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False)
+    sizes = {}
+    for crf in (0, 40):
+        output = tmp_path / f"crf{crf}.mp4"
+        result = _invoke("video", clip.path, "-s", style, "-o", output, *FAST, "--quiet", "--crf", crf,
+                         "--max-frames", 1)
+        assert result.exit_code == 0, result.output
+        sizes[crf] = output.stat().st_size
+    assert sizes[40] < sizes[0]

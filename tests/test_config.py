@@ -10,11 +10,18 @@ from stylereel.pipeline.errors import ConfigError
 CONFIGS = Path(__file__).parent.parent / "configs"
 
 
-def test_defaults_are_gatys():
+def test_defaults_are_gatys_layers_with_the_articles_layer_weights():
     config = Config()
-    assert config.content_layer == "conv4_2"
-    assert config.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-    assert config.style_layer_weights == (1.0, 0.75, 0.2, 0.2, 0.2)
+    assert config.content_layer == "conv4_2"  # Gatys et al. 2015
+    assert config.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # Gatys
+    assert config.style_layer_weights == (1.0, 0.75, 0.2, 0.2, 0.2)  # "Can Machines Dream?", not Gatys
+
+
+def test_gatys_preset_weights_the_five_style_layers_equally():
+    config = load_config(CONFIGS / "gatys.toml")
+    assert config.style_layers == Config().style_layers
+    assert config.style_layer_weights == (0.2,) * 5  # Gatys et al. 2015: w_l = 1/5
+    assert replace(config, style_layer_weights=Config().style_layer_weights) == Config()  # nothing else differs
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.toml")))

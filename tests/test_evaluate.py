@@ -66,3 +66,22 @@ def test_evaluate_video_and_cli(tmp_path):
 def test_evaluate_refuses_a_missing_video(tmp_path):
     output = CliRunner().invoke(app, ["evaluate", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")])
     assert output.exit_code == 2 and "a.mp4" in output.output
+
+
+def test_evaluate_a_known_pan_and_the_content_loss(tmp_path):
+    wide = _texture(32, 72, 5)
+    pan = [np.ascontiguousarray(wide[:, 12 - 3 * t: 60 - 3 * t]) for t in range(4)]  # content moves 3 px right
+    content = _write(tmp_path / "content.mkv", pan)
+    style = tmp_path / "style.png"
+    cv2.imwrite(str(style), _texture(32, 32, 4))
+    # A result that moves with the content is as steady as the content; one that stays put is not.
+    follows = _write(tmp_path / "follows.mkv", [255 - frame for frame in pan])
+    stays = _write(tmp_path / "stays.mkv", [255 - pan[0]] * 4)
+    moving = evaluate_video(content, follows, [style])
+    still = evaluate_video(content, stays)
+    assert moving.content_warp_error < 1e-3 and moving.warp_error < 2 * moving.content_warp_error + 1e-4
+    assert still.warp_error > 10 * moving.warp_error
+    # The content loss is zero for the content itself and grows with the distance from it.
+    itself = evaluate_video(content, content, [style])
+    assert itself.content_loss == 0.0 and moving.content_loss > 0
+    assert itself.style_loss > 0

@@ -56,7 +56,8 @@ def test_temporal_loss_zero_where_equal_and_masked_elsewhere():
     mask[..., 0, :] = 0  # ... which is occluded
     assert temporal_loss(image, warped, mask).item() == 0.0
     mask[..., 0, :] = 1
-    assert abs(temporal_loss(image, warped, mask).item() - 0.25 * 12 / 48) < 1e-6
+    # Ruder eq. 7: (1/D) sum c_k (x_k - w_k)^2 with D = W x H x C = 4 x 4 x 3 = 48 (12 entries differ by 0.5).
+    assert abs(temporal_loss(image, warped, mask).item() - 0.25 * 12 / (4 * 4 * 3)) < 1e-6
 
 
 def test_losses_never_modify_inputs():

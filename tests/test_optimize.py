@@ -30,7 +30,9 @@ def test_loss_after_some_steps_is_below_loss_at_start(setup, optimizer):
     start = frame_losses(model, content, targets, config)["total"].item()
     result = stylize_frame(model, content, targets, config=config, n_iters=5)
     assert result.iterations == 5
-    assert result.losses["total"] < start
+    # A real drop, not any improvement: L-BFGS's first step is a short gradient step, so it gains
+    # 11% here in 5 iterations (random weights) and Adam 86%.
+    assert result.losses["total"] < (0.95 if optimizer == Optimizer.lbfgs else 0.5) * start
     assert result.image.shape == content.shape and 0 <= result.image.min() and result.image.max() <= 1
 
 

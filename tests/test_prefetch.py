@@ -1,7 +1,6 @@
 """The background producer: same items in order, bounded, errors carried over, stopped on close."""
 
 import threading
-import time
 
 import pytest
 from stylereel.pipeline.prefetch import prefetch
@@ -13,19 +12,26 @@ def test_yields_every_item_in_order(depth):
 
 
 def test_runs_at_most_depth_items_ahead():
-    produced = []
+    depth, taken, leads = 2, [], []
+    furthest = threading.Event()
 
     def items():
-        for index in range(100):
-            produced.append(index)
+        for index in range(30):
+            leads.append(index - len(taken))  # how far ahead of the consumer this item is made
+            if index == depth + 1:
+                furthest.set()
             yield index
 
-    consumer = prefetch(items(), depth=2)
-    assert next(consumer) == 0
-    time.sleep(0.3)  # time for the producer to run as far ahead as it is allowed
-    # 0 was taken; 1 and 2 wait in the queue; 3 is made and waits to be put.
-    assert len(produced) <= 4
-    consumer.close()
+    consumer = prefetch(items(), depth=depth)
+    for item in consumer:
+        taken.append(item)
+        if item == 0:
+            # Wait (no fixed sleep) until the producer has made the furthest item it may: 1 and 2
+            # wait in the queue and 3 waits to be put. An unbounded producer would race on past it.
+            assert furthest.wait(30)
+    assert taken == list(range(30))
+    # Item i is made only once i - depth - 1 items were taken (the one being put counts too).
+    assert max(leads) <= depth + 1, leads
 
 
 def test_an_error_in_the_producer_is_raised_in_the_consumer_after_the_items_before_it():

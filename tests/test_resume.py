@@ -1,5 +1,6 @@
 """Interrupted runs keep their finished frames and resume to the same result."""
 
+import json
 import os
 import signal
 import subprocess
@@ -58,7 +59,9 @@ def test_interrupted_frames_run_resumes_to_the_same_frames(tmp_path, style, fold
     with pytest.raises(Interrupted, match=r"after 2 frame\(s\).*--resume"):
         run.stylize_frames(folder, [style], tmp_path / "parts", TINY)
     assert (tmp_path / "parts.parts" / "state.pt").exists()
-    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["1.png", "2.png"]
+    # Finished frames wait in the work folder; nothing is under the output's name until all are done.
+    assert not (tmp_path / "parts").exists()
+    assert sorted(p.name for p in (tmp_path / "parts.parts").glob("*.png")) == ["000000.png", "000001.png"]
     monkeypatch.undo()
     with pytest.raises(OutputError, match="--resume"):
         run.stylize_frames(folder, [style], tmp_path / "parts", TINY)
@@ -119,11 +122,55 @@ def test_overwrite_discards_a_checkpoint(tmp_path, style, folder, monkeypatch):
     assert summary.n_frames == 4 and not (tmp_path / "out.parts").exists()
 
 
-def test_sigterm_becomes_a_keyboard_interrupt():
-    with pytest.raises(KeyboardInterrupt):
-        with _sigterm_as_interrupt():
-            os.kill(os.getpid(), signal.SIGTERM)
-    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGTERM))
+def test_sigterm_becomes_a_keyboard_interrupt_and_the_previous_handler_comes_back():
+    def mine(signum, frame):
+        raise AssertionError("the previous handler ran inside the block")
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _sigterm_as_interrupt():
+                assert signal.getsignal(signal.SIGTERM) is not mine
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is mine  # restored, not left as the interrupting one
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_after_two(tmp_path, style, folder, monkeypatch, config=TINY):
+    _interrupt_on_call(monkeypatch, 3)
+    with pytest.raises(Interrupted, match=r"after 2 frame\(s\)"):
+        run.stylize_frames(folder, [style], tmp_path / "out", config)
+    monkeypatch.undo()
+
+
+def test_frames_resume_accepts_a_changed_max_frames(tmp_path, style, folder, monkeypatch):
+    _interrupted_after_two(tmp_path, style, folder, monkeypatch, replace(TINY, max_frames=3))
+    summary = run.stylize_frames(folder, [style], tmp_path / "out", replace(TINY, max_frames=4), resume=True)
+    assert [f.index for f in summary.frames] == [0, 1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.png", "2.png", "3.png", "4.png"]
+
+
+def test_resume_is_refused_after_an_input_file_changed(tmp_path, style, folder, monkeypatch):
+    _interrupted_after_two(tmp_path, style, folder, monkeypatch)
+    frame = folder / "3.png"
+    io.write_image(frame, 255 - io.read_image(frame))
+    with pytest.raises(ConfigError, match=r"input file .*3\.png differ"):
+        run.stylize_frames(folder, [style], tmp_path / "out", TINY, resume=True)
+    assert not (tmp_path / "out").exists() and (tmp_path / "out.parts" / "state.pt").exists()
+
+
+def test_the_device_used_is_recorded_and_a_resume_elsewhere_is_said_not_refused(tmp_path, style, folder, monkeypatch):
+    _interrupted_after_two(tmp_path, style, folder, monkeypatch)
+    settings_path = tmp_path / "out.parts" / "settings.json"
+    settings = json.loads(settings_path.read_text())
+    assert settings["device"] == "cpu"  # what ran, not "auto"
+    settings_path.write_text(json.dumps(settings | {"device": "cuda"}))  # as if it had run on a GPU
+    events = []
+    summary = run.stylize_frames(folder, [style], tmp_path / "out", replace(TINY, device="auto"), resume=True,
+                                 callback=events.append)
+    assert summary.n_frames == 4
+    assert any(isinstance(e, run.Notice) and "used the cuda device" in e.text and "uses cpu" in e.text for e in events)
 
 
 def test_out_of_memory_names_the_size_and_a_smaller_max_side(tmp_path, style, folder, monkeypatch):

@@ -7,7 +7,7 @@ RGB arrays, pts and time bases stay here. `to_tensor` and `to_array` are the onl
 from __future__ import annotations
 
 from .frames import IMAGE_SUFFIXES, FolderFrames, list_frames, natural_key, read_frames
-from .image import fit_size, read_image, to_array, to_tensor, write_image
+from .image import check_image_suffix, fit_size, image_size, read_image, temp_beside, to_array, to_tensor, write_image
 from .video import (
     AUDIO_MODES,
     VideoFrame,
@@ -28,14 +28,17 @@ __all__ = [
     "VideoFrames",
     "VideoInfo",
     "VideoWriter",
+    "check_image_suffix",
     "default_output",
     "fit_size",
+    "image_size",
     "list_frames",
     "natural_key",
     "probe_video",
     "read_frames",
     "read_image",
     "read_video",
+    "temp_beside",
     "to_array",
     "to_tensor",
     "upright",

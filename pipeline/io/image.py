@@ -103,6 +103,23 @@ def read_image(path: Path, *, max_side: int | None = None) -> np.ndarray:
         raise InputError(f"{path}: {_read_problem(error)}") from error
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, as stored (before EXIF rotation), without decoding.
+
+    Raises:
+        InputError: as `read_image` does for a file it cannot open.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{path}: too large (more than {MAX_PIXELS // 1_000_000} megapixels)") from None
+    except _DECODE_ERRORS as error:
+        raise InputError(f"{path}: {_read_problem(error)}") from error
+
+
 def write_image(path: Path, array: np.ndarray) -> None:
     """Write a uint8 (H, W, 3) RGB array to `path` atomically; the suffix picks the format.
 
@@ -129,6 +146,19 @@ def write_image(path: Path, array: np.ndarray) -> None:
         if isinstance(error, (OSError, ValueError, KeyError)):
             raise OutputError(f"{path}: cannot write image ({_write_problem(error)})") from error
         raise
+
+
+def check_image_suffix(path: Path) -> None:
+    """Refuse, before any work, an output name whose suffix names no image format Pillow can write.
+
+    Raises:
+        OutputError: the suffix is missing or unknown (the message lists the common ones).
+    """
+    Image.init()
+    known = Image.registered_extensions().get(path.suffix.lower())
+    if known is None or known not in Image.SAVE:
+        shown = f"'{path.suffix}'" if path.suffix else "none"
+        raise OutputError(f"{path}: unknown image suffix ({shown}); use .png, .jpg, .webp, .tif or .bmp")
 
 
 def temp_beside(path: Path) -> Path:
