@@ -26,7 +26,12 @@ def optical_flow(first: np.ndarray, second: np.ndarray, *, method: Flow | str = 
         raise ValueError(f"frames differ in size: {first.shape} and {second.shape}")
     a, b = (cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in (first, second))
     if method == Flow.dis:
-        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a, b, None)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        # The preset stops at half resolution (finest scale 1). Going down to full resolution cut
+        # the flow's error on a 1 px pan of a real photo from 0.056 to 0.008 px (std, at 128 px),
+        # and a warped frame's error against the exact shift with it (README, Drift).
+        dis.setFinestScale(0)
+        flow = dis.calc(a, b, None)
     else:
         flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
     return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1)[None]  # (1, 2, H, W)
