@@ -96,7 +96,7 @@ def test_unlinked_fraction_separates_a_cut_from_a_pan():
 
 def test_dis_flow_of_a_one_pixel_pan_is_accurate_to_a_few_hundredths_of_a_pixel():
     """DIS run down to full resolution: a textured frame moved 1 px gives a flow of 1 px everywhere
-    but the entering column (the preset alone, stopping at half resolution, is off by ~0.05 px)."""
+    but the entering column (the preset alone, stopping at half resolution, is off by ~0.03 px)."""
     rng = np.random.default_rng(1)
     texture = torch.nn.functional.interpolate(torch.from_numpy(rng.random((1, 3, 36, 64))).float(), size=(72, 129),
                                               mode="bicubic", align_corners=False)
