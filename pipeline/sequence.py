@@ -240,8 +240,9 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
 class Flows:
     """Optical flow between frame t and each earlier frame t-j it is linked to, and the seconds it took.
 
-    `earlier[j - 1]` is frame t-j as uint8 (H, W, 3); `forward[j - 1]` maps it to t and `backward[j - 1]`
-    maps t to it, (1, 2, H, W) on the CPU, or None for --flow none.
+    Keyed by the offset j: `earlier[j]` is frame t-j as uint8 (H, W, 3); `forward[j]` maps it to t and
+    `backward[j]` maps t to it, (1, 2, H, W) on the CPU, or None for --flow none. The prefetch thread
+    does not know where the cuts are, so offsets reaching across one are computed and then unused.
     """
 
     earlier: dict[int, np.ndarray]
