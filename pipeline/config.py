@@ -79,7 +79,7 @@ class Config:
     style_weight: float = 1e-4  # beta: weight of the style loss
     tv_weight: float = 1e5  # weight of the total-variation smoothness loss on [0, 1] pixels
     temporal_weight: float = 2e7  # weight of Ruder's temporal loss (0 disables it; README: how it was chosen)
-    settle: bool = True  # a later frame stops once its loss is back to the previous frame's (no drift; README)
+    settle: bool = True  # a later frame (prev/prev-warped start) stops once its loss is back to the previous frame's
     long_term: tuple[int, ...] = ()  # earlier frames also held by the temporal loss, e.g. (1, 2, 4) (Ruder 3.2)
     passes: int = 1  # passes over each video, alternating forward and backward (Ruder 3.3)
     # styles

@@ -218,10 +218,11 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
         if chained:
             init = initial_image(config.init, content, chain.stylized[-1], link)
             emit(FrameStarted(index, config.iterations))
-            # With settle, a frame stops once it is as close to its content and style as the frame
-            # before: the shot keeps the look its first frame reached (README, Drift).
+            # With settle, a frame that starts from the one before stops once it is as close to its
+            # content and style as that one: the shot keeps the look its first frame reached (README, Drift).
+            settles = config.settle and config.init in (Init.prev_warped, Init.prev)
             result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit,
-                                   level=chain.level if config.settle else None)
+                                   level=chain.level if settles else None)
         else:
             result = start_shot(session, content, targets, index, emit)
         # A frame kept untouched keeps the level it was measured against, so a slow creep (the blur
