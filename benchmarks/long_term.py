@@ -63,10 +63,10 @@ def revealed_and_static(out: list[np.ndarray], covered: list[np.ndarray]) -> tup
 
 
 def stylize(frames: list[np.ndarray], styles: list[Path], config: Config, folder: Path) -> tuple[list[np.ndarray], object, float]:
-    source, output = folder / "in", folder / "out"
-    source.mkdir(exist_ok=True)
-    for path in source.glob("*.png"):
-        path.unlink()
+    """Stylize `frames` as a frame folder in a new subfolder of `folder`; the outputs, summary, s/frame."""
+    work = Path(tempfile.mkdtemp(dir=folder))
+    source, output = work / "in", work / "out"
+    source.mkdir()
     for index, frame in enumerate(frames):
         io.write_image(source / f"{index:04d}.png", frame)
     start = time.perf_counter()
