@@ -326,6 +326,13 @@ class Link:
     cut: bool
     backward: torch.Tensor  # (1, 2, H, W) flow from frame t to frame t-1, on the run's device
 
+    def start(self) -> torch.Tensor:
+        """The warped start (1, 3, H, W): each pixel from the nearest earlier frame where it is visible,
+        frame t-1 where none is. With long-term offsets a background uncovered by something that
+        passed in front of it starts as it was before, not as the occluder was painted."""
+        held = self.mask.sum(0, keepdim=True).clamp(max=1.0)  # (1, 1, H, W)
+        return (self.mask * self.warped).sum(0, keepdim=True) + (1 - held) * self.warped[:1]
+
 
 def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: list[torch.Tensor]) -> Link:
     """Warp the earlier results along the content's flows; occlusion masks and the scene-cut test.
@@ -368,4 +375,4 @@ def initial_image(init: Init, content: torch.Tensor, previous: torch.Tensor | No
         return torch.rand(content.shape).to(content.device)  # drawn on the CPU, so seeded runs match across devices
     if init == Init.prev:
         return previous
-    return link.warped[:1]
+    return link.start()

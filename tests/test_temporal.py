@@ -213,3 +213,19 @@ def test_two_passes_give_every_frame_and_resume_between_passes(tmp_path, style, 
     for index in range(4):
         name = f"{index:03d}.png"
         assert np.array_equal(io.read_image(tmp_path / "parts" / name), io.read_image(tmp_path / "whole" / name))
+
+
+def test_warped_start_takes_each_pixel_from_the_nearest_frame_where_it_is_visible():
+    """Long-term start: a column hidden in t-1 and t-2 but visible in t-4 starts from t-4's result;
+    pixels seen by no earlier frame start from t-1's; with t-1 alone the start is t-1 warped."""
+    warped = torch.stack([torch.full((3, 4, 6), value) for value in (0.1, 0.2, 0.4)])  # t-1, t-2, t-4
+    masks = torch.ones(3, 1, 4, 6)
+    masks[:2, :, :, 2] = 0  # hidden in t-1 and t-2
+    masks[:, :, :, 5] = 0  # seen by none
+    zero = torch.zeros(1, 2, 4, 6)
+    start = sequence.Link(warped, flow.closest_first(masks), 0.0, False, zero).start()
+    assert torch.allclose(start[..., 2], torch.full((1, 3, 4), 0.4))
+    assert torch.allclose(start[..., 5], torch.full((1, 3, 4), 0.1))
+    assert torch.allclose(start[..., [0, 1, 3, 4]], torch.full((1, 3, 4, 4), 0.1))
+    short = sequence.Link(warped[:1], masks[:1], 0.0, False, zero).start()
+    assert torch.equal(short, warped[:1])
