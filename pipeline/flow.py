@@ -91,15 +91,17 @@ def _leaves_frame(flow: Tensor) -> Tensor:
 PHOTOMETRIC_THRESHOLD = 0.1
 
 
-def photometric_mask(earlier: Tensor, current: Tensor, flow_backward: Tensor) -> Tensor:
-    """1 where `earlier` (B, 3, H, W) warped into `current` along `flow_backward` matches it, else 0.
+def photometric_mask(earlier: Tensor, current: Tensor, flow_backward: Tensor, *,
+                     threshold: float = PHOTOMETRIC_THRESHOLD) -> Tensor:
+    """1 where `earlier` (B, 3, H, W) warped into `current` along `flow_backward` matches it within
+    `threshold` in every channel, else 0.
 
     Catches what the forward-backward check passes: DIS gives a thin occluder's background a
     near-zero, self-consistent flow, so pixels the occluder covered in the earlier frame would be
     held to what it painted there. Returns (B, 1, H, W) float.
     """
     error = (warp(earlier, flow_backward) - current).abs().amax(1, keepdim=True)  # (B, 1, H, W)
-    return (error <= PHOTOMETRIC_THRESHOLD).to(current.dtype)
+    return (error <= threshold).to(current.dtype)
 
 
 def closest_first(masks: Tensor) -> Tensor:

@@ -315,6 +315,11 @@ def _offset(emit: Callback, done: int, total: int) -> Callback:
     return forward
 
 
+# Largest per-channel difference, in [0, 1] units, for a pixel to count as unchanged in place
+# (tighter than flow.PHOTOMETRIC_THRESHOLD: a pixel linked without any flow must really be the same).
+STILL_THRESHOLD = 0.05
+
+
 @dataclass(frozen=True)
 class Link:
     """How frame t relates to the frames before it: the warped earlier results, their weights, and
@@ -343,6 +348,7 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
     the masks of several offsets are made exclusive, nearest first (Ruder et al. 2016, eq. 9).
     """
     device = content.device
+    zero = torch.zeros((1, 2, *content.shape[-2:]), device=device)
     warped, masks, unlinked = [], [], 1.0
     for j in sorted(flows.backward):
         if j > len(earlier):
@@ -359,8 +365,17 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
             nearest = backward
             if unlinked > config.cut_threshold:
                 break
-        masks.append(mask * flow.photometric_mask(previous_content, content, backward))
-        warped.append(flow.warp(earlier[j - 1], backward))
+        mask = mask * flow.photometric_mask(previous_content, content, backward)
+        moved = flow.warp(earlier[j - 1], backward)
+        if j > 1:
+            # Long-term offsets also link a pixel the flow could not where its content is unchanged in
+            # place: DIS drags the background behind a moving occluder along with it, and the flow
+            # check then rejects exactly the background that reappears (README, Long-term consistency).
+            still = (1 - mask) * flow.photometric_mask(previous_content, content, zero, threshold=STILL_THRESHOLD)
+            moved = mask * moved + still * earlier[j - 1] + (1 - mask - still) * moved
+            mask = mask + still
+        masks.append(mask)
+        warped.append(moved)
     cut = unlinked > config.cut_threshold
     if cut:
         return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True, nearest)

@@ -91,7 +91,7 @@ def test_unlinked_fraction_separates_a_cut_from_a_pan():
     other = np.ascontiguousarray((rng.random((48, 48, 3)) * 255).astype(np.uint8))
     forward, backward = optical_flow(first, other), optical_flow(other, first)
     cut = unlinked_fraction(to_tensor(first), to_tensor(other), backward, occlusion_mask(forward, backward))
-    assert pan < 0.2 < 0.5 < cut
+    assert pan < 0.25 < 0.5 < cut  # 0.204 with full-resolution DIS (0.2 was the bound for the half-resolution flow)
 
 
 def test_dis_flow_of_a_one_pixel_pan_is_accurate_to_a_few_hundredths_of_a_pixel():
