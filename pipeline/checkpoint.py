@@ -91,9 +91,10 @@ class Checkpoint:
         os.replace(temp, self.folder / PASS)
 
     def load_pass(self) -> dict[str, Any] | None:
-        """The last finished pass of an interrupted multi-pass run, or None."""
+        """The last finished pass of an interrupted multi-pass run, or None. Memory-mapped: its
+        results are read from disk only as they are used (`passes_done` reads just the number)."""
         path = self.folder / PASS
-        return torch.load(path, weights_only=True) if path.exists() else None
+        return torch.load(path, weights_only=True, mmap=True) if path.exists() else None
 
     def passes_done(self) -> int:
         """How many passes of a multi-pass run are saved (0 if none)."""

@@ -28,7 +28,7 @@ from .checkpoint import Checkpoint, Resume
 from .config import Flow
 from .events import Callback, FrameDone, FrameStarted, Notice
 from .optimize import Targets, content_targets, stylize_frame
-from .sequence import Session, Step, stylize_sequence
+from .sequence import Session, Step, flow_and_mask, stylize_sequence
 
 BLEND = 0.5  # delta of Ruder eq. 10: share of the previous pass's result in a frame's start
 
@@ -46,7 +46,7 @@ def stylize_passes(session: Session, frames: Iterable[np.ndarray], emit: Callbac
         return
     stored = checkpoint.load_pass() if checkpoint is not None else None
     if stored is not None and stored["pass"] == config.passes:  # only the writing was left
-        frames = list(frames)
+        frames = list(frames)  # still decoded: a video's writer takes each frame's timestamp from it
         for index in range(resume.done, len(stored["results"])):
             yield _step(stored, index)
         return
@@ -117,17 +117,15 @@ def _later_pass(session: Session, contents: list[np.ndarray], state: dict[str, A
 
 def _neighbour(method: Flow, neighbour_frame: np.ndarray, frame: np.ndarray, neighbour: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The neighbour's result warped into this frame, and the mask of pixels the flow links."""
-    device = neighbour.device
-    shape = (1, 2, *frame.shape[:2])
-    if method == Flow.none:
-        to_neighbour, mask = torch.zeros(shape, device=device), torch.ones((1, 1, *frame.shape[:2]), device=device)
-    else:
-        to_neighbour = flow.optical_flow(frame, neighbour_frame, method=method).to(device)
-        from_neighbour = flow.optical_flow(neighbour_frame, frame, method=method).to(device)
-        mask = flow.occlusion_mask(from_neighbour, to_neighbour)
-    content = io.to_tensor(frame).to(device)
-    mask = mask * flow.photometric_mask(io.to_tensor(neighbour_frame).to(device), content, to_neighbour)
+    """The neighbour's result warped into this frame, and the mask of pixels the flow links (the
+    occlusion and photometric checks, as `sequence.link_frames` makes them)."""
+    content = io.to_tensor(frame).to(neighbour.device)
+    forward = backward = None
+    if method != Flow.none:
+        forward = flow.optical_flow(neighbour_frame, frame, method=method)
+        backward = flow.optical_flow(frame, neighbour_frame, method=method)
+    to_neighbour, mask = flow_and_mask(forward, backward, content)
+    mask = mask * flow.photometric_mask(io.to_tensor(neighbour_frame).to(content.device), content, to_neighbour)
     return flow.warp(neighbour, to_neighbour), mask
 
 

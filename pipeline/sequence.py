@@ -329,7 +329,6 @@ class Link:
     mask: torch.Tensor  # (J, 1, H, W) per-pixel weights, each pixel held by its nearest visible frame
     unlinked: float  # share of pixels the flow cannot explain from frame t-1
     cut: bool
-    backward: torch.Tensor  # (1, 2, H, W) flow from frame t to frame t-1, on the run's device
 
     def start(self) -> torch.Tensor:
         """The warped start (1, 3, H, W): each pixel from the nearest earlier frame where it is visible,
@@ -348,38 +347,40 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
     the masks of several offsets are made exclusive, nearest first (Ruder et al. 2016, eq. 9).
     """
     device = content.device
-    zero = torch.zeros((1, 2, *content.shape[-2:]), device=device)
     warped, masks, unlinked = [], [], 1.0
     for j in sorted(flows.backward):
         if j > len(earlier):
             break
         previous_content = io.to_tensor(flows.earlier[j]).to(device)
-        if flows.backward[j] is None:
-            backward = torch.zeros((1, 2, *content.shape[-2:]), device=device)
-            mask = torch.ones((1, 1, *content.shape[-2:]), device=device)
-        else:
-            backward = flows.backward[j].to(device)
-            mask = flow.occlusion_mask(flows.forward[j].to(device), backward)
+        backward, mask = flow_and_mask(flows.forward[j], flows.backward[j], content)
         if j == 1:
             unlinked = flow.unlinked_fraction(previous_content, content, backward, mask)
-            nearest = backward
             if unlinked > config.cut_threshold:
-                break
+                return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True)
         mask = mask * flow.photometric_mask(previous_content, content, backward)
         moved = flow.warp(earlier[j - 1], backward)
         if j > 1:
             # Long-term offsets also link a pixel the flow could not where its content is unchanged in
             # place: DIS drags the background behind a moving occluder along with it, and the flow
             # check then rejects exactly the background that reappears (README, Long-term consistency).
-            still = (1 - mask) * flow.photometric_mask(previous_content, content, zero, threshold=STILL_THRESHOLD)
-            moved = mask * moved + still * earlier[j - 1] + (1 - mask - still) * moved
+            still = (1 - mask) * flow.photometric_mask(previous_content, content, torch.zeros_like(backward),
+                                                       threshold=STILL_THRESHOLD)
+            moved = still * earlier[j - 1] + (1 - still) * moved
             mask = mask + still
         masks.append(mask)
         warped.append(moved)
-    cut = unlinked > config.cut_threshold
-    if cut:
-        return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True, nearest)
-    return Link(torch.cat(warped), flow.closest_first(torch.cat(masks)), unlinked, False, nearest)
+    return Link(torch.cat(warped), flow.closest_first(torch.cat(masks)), unlinked, False)
+
+
+def flow_and_mask(forward: torch.Tensor | None, backward: torch.Tensor | None, content: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flow from frame t to an earlier frame on `content`'s device, and Ruder's occlusion mask
+    (1, 1, H, W) for it; for --flow none (both None) zero flow and every pixel trusted."""
+    if backward is None:
+        return (torch.zeros((1, 2, *content.shape[-2:]), device=content.device),
+                torch.ones((1, 1, *content.shape[-2:]), device=content.device))
+    backward = backward.to(content.device)
+    return backward, flow.occlusion_mask(forward.to(content.device), backward)
 
 
 def initial_image(init: Init, content: torch.Tensor, previous: torch.Tensor | None, link: Link | None) -> torch.Tensor:

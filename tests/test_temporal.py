@@ -222,10 +222,9 @@ def test_warped_start_takes_each_pixel_from_the_nearest_frame_where_it_is_visibl
     masks = torch.ones(3, 1, 4, 6)
     masks[:2, :, :, 2] = 0  # hidden in t-1 and t-2
     masks[:, :, :, 5] = 0  # seen by none
-    zero = torch.zeros(1, 2, 4, 6)
-    start = sequence.Link(warped, flow.closest_first(masks), 0.0, False, zero).start()
+    start = sequence.Link(warped, flow.closest_first(masks), 0.0, False).start()
     assert torch.allclose(start[..., 2], torch.full((1, 3, 4), 0.4))
     assert torch.allclose(start[..., 5], torch.full((1, 3, 4), 0.1))
     assert torch.allclose(start[..., [0, 1, 3, 4]], torch.full((1, 3, 4, 4), 0.1))
-    short = sequence.Link(warped[:1], masks[:1], 0.0, False, zero).start()
+    short = sequence.Link(warped[:1], masks[:1], 0.0, False).start()
     assert torch.equal(short, warped[:1])
