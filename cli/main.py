@@ -68,6 +68,10 @@ LongTerm = Annotated[Optional[str], typer.Option(
     "--long-term", metavar="1,2,4", help="Also hold each frame to these earlier frames (long-term consistency).")]
 Passes = Annotated[Optional[int], typer.Option(
     "--passes", help="Passes over the video, alternating forward and backward (Ruder et al. 3.3).")]
+HoldStep = Annotated[Optional[float], typer.Option(
+    "--hold-step", metavar="STEP",
+    help="Hold linked pixels to about this mean change per frame (/255). For camera moves over still "
+         "scenes; it smears moving footage (README, Drift). 0 = off.")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -82,7 +86,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
-    "settle", "long_term", "passes",
+    "settle", "long_term", "passes", "hold_step",
 )
 
 
@@ -153,6 +157,7 @@ def video(
     seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
+    hold_step: HoldStep = None,
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -174,6 +179,7 @@ def frames(
     seed: Seed = None, max_frames: MaxFrames = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
+    hold_step: HoldStep = None,
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:

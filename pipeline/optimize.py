@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -36,6 +36,7 @@ class Targets:
     grams: dict[str, Tensor]
     warped: Tensor | None = None
     mask: Tensor | None = None
+    temporal_weight: Tensor | None = None  # this frame's weight when `config.hold_step` sets it, else the config's
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) 
         "tv": config.tv_weight * tv_loss(image),
     }
     if targets.warped is not None and config.temporal_weight > 0:
-        terms["temporal"] = config.temporal_weight * temporal_loss(image, targets.warped, targets.mask)
+        weight = config.temporal_weight if targets.temporal_weight is None else targets.temporal_weight
+        terms["temporal"] = weight * temporal_loss(image, targets.warped, targets.mask)
     terms["total"] = sum(terms.values())
     return terms
 
@@ -164,7 +166,29 @@ class _Optimisation:
         loss = self.losses(self.model, self.image, self.targets, self.config)["total"]
         loss.backward()
         self._keep_best(loss.detach(), self.image.detach())
+        if self.holds and self.targets.temporal_weight is None:
+            self._set_hold(self.image.grad)
         return loss
+
+    @property
+    def holds(self) -> bool:
+        return self.config.hold_step > 0 and self.targets.warped is not None and self.config.temporal_weight > 0
+
+    def _set_hold(self, gradient: Tensor) -> None:
+        """Raise this frame's temporal weight so held pixels move about `hold_step` at most.
+
+        At the start, held pixels sit on their warped target, so the temporal term adds no gradient
+        and the first evaluation is the same whatever its weight: the weight can be set from it.
+        Against a pull g, the term (1/D) sum m (x - w)^2 with weight lambda stops a pixel at
+        x - w = -g D / (2 lambda m) (its quadratic minimum), so lambda = D mean(|g| / m) / (2 step)
+        over held pixels (m > 0.5) keeps their mean move at `step`. Departs from Ruder: README, Drift.
+        """
+        mask = self.targets.mask.sum(0, keepdim=True)  # (1, 1, H, W), all rows
+        held = (mask > 0.5).expand_as(gradient)
+        pull = torch.where(held, gradient.abs() / mask.clamp(min=0.5), 0.0).sum() / held.sum().clamp(min=1)
+        needed = gradient[0].numel() * pull / (2 * self.config.hold_step / 255)
+        weight = torch.maximum(needed, needed.new_tensor(self.config.temporal_weight))
+        self.targets = replace(self.targets, temporal_weight=weight)
 
     def _keep_best(self, loss: Tensor, image: Tensor) -> None:
         """Remember the lowest-loss image without a device sync (no Python branch on a tensor)."""
