@@ -91,6 +91,13 @@ def keep_colors(stylized: Tensor, content: Tensor) -> Tensor:
     return lab_to_rgb(lab).clamp(0.0, 1.0)
 
 
+def chroma_difference(image: Tensor, reference: Tensor) -> Tensor:
+    """Mean CIELAB colour difference in a* and b* only, sqrt(da*^2 + db^2) per pixel, of two
+    (B, 3, H, W) images: how far `image` moved from `reference`'s colours, lightness aside. (B,)"""
+    difference = rgb_to_lab(image)[:, 1:] - rgb_to_lab(reference)[:, 1:]  # (B, 2, H, W)
+    return difference.pow(2).sum(1).sqrt().mean((1, 2))  # (B,)
+
+
 def match_colors(style: Tensor, content: Tensor) -> Tensor:
     """The style's RGB colours mapped onto the content's mean and covariance (paper, section 2.1).
 
