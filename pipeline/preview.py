@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import flow, io, run
 from .config import Config, load_config
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, CellDone, Event, FrameDone, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
 from .run import _check_output
@@ -128,7 +128,10 @@ def preview_sheet(
     is_video = content.suffix.lower() not in io.IMAGE_SUFFIXES
     if not is_video and frame is not None:
         raise InputError(f"{content}: --frame applies to videos, and this is an image")
-    index, image = _pick_frame(content, small, frame, emit) if is_video else (None, io.read_image(content, max_side=small.max_side))
+    if is_video:
+        index, image = _pick_frame(content, small, frame, emit)
+    else:
+        index, image = None, io.read_image(content, max_side=small.max_side)
     for combo in combos:
         read_styles(dataclasses.replace(small, **combo), styles, long_side=max(image.shape[:2]))
 
@@ -141,7 +144,10 @@ def preview_sheet(
         cells.append(image)
         labels.append(["content" + (f" (frame {index})" if index is not None else "")])
         for combo in combos:
-            stylized, _ = run.stylize_array(image, [style], dataclasses.replace(small, **combo), callback=_inner(emit))
+            try:
+                stylized, _ = run.stylize_array(image, [style], dataclasses.replace(small, **combo), callback=_inner(emit))
+            except Interrupted:
+                raise Interrupted(f"interrupted after {done} of {total} cells; nothing was written to {output}") from None
             cells.append(stylized)
             labels.append([style.stem, *(f"{key}={_show(value)}" for key, value in combo.items())])
             done += 1
@@ -150,6 +156,7 @@ def preview_sheet(
     sheet = grid(cells, labels, columns=len(combos) + 1)
     io.write_image(output, sheet)
     cell_width, cell_height = _cell_size(cells, labels)
+    emit(Notice(f"timing an iteration at the full run's size (--max-side {config.max_side}) for the estimate"))
     return PreviewSummary(output, index, len(cells), len(styles), len(combos) + 1, cell_width, cell_height, seconds,
                           estimate(content, styles, config, frame=index))
 
