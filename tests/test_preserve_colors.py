@@ -64,12 +64,14 @@ def test_histogram_grams_come_from_the_style_mapped_to_the_first_frame_of_each_s
     first, cut = _texture(24, 32, 1), np.random.default_rng(2).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     for name, frame in (("1", first), ("2", first), ("3", cut), ("4", cut)):
         io.write_image(folder / f"{name}.png", frame)
-    summary = run.stylize_frames(folder, styles, tmp_path / "out", replace(TINY, preserve_colors="histogram"))
+    summary = run.stylize_frames(folder, styles, tmp_path / "out", replace(TINY, preserve_colors="histogram", passes=2))
     assert [f.scene_cut for f in summary.frames] == [False, False, True, False]
-    # Two shots x two styles x (full, coarse) sizes, each mapped to its shot's first frame only.
-    assert len(seen) == 8
-    assert all(torch.equal(c, io.to_tensor(first)) for c in seen[:4])
-    assert all(torch.equal(c, io.to_tensor(cut)) for c in seen[4:])
+    # Per pass, two shots x two styles x (full, coarse) sizes, each mapped to its shot's first frame
+    # only; the second pass runs backward, so it meets the second shot first.
+    assert len(seen) == 16
+    order = [first, cut, cut, first]
+    for number, shot in enumerate(order):
+        assert all(torch.equal(c, io.to_tensor(shot)) for c in seen[4 * number : 4 * number + 4])
 
 
 def test_histogram_shot_session_matches_grams_of_the_recoloured_style(styles):
