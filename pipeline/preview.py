@@ -125,6 +125,8 @@ def preview_sheet(
     combos = [dict(zip(vary, values)) for values in itertools.product(*vary.values())]
     for combo in combos:
         dataclasses.replace(small, **combo)  # every cell's settings are valid together
+    for style in styles:
+        io.image_size(style)  # a missing or unreadable style fails before the frame is searched for
     is_video = content.suffix.lower() not in io.IMAGE_SUFFIXES
     if not is_video and frame is not None:
         raise InputError(f"{content}: --frame applies to videos, and this is an image")

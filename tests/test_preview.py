@@ -135,6 +135,14 @@ def test_estimate_counts_the_budget_of_every_frame_and_pass(tmp_path, styles):
     assert "20 on the first frame" in estimate.rests_on and "upper bound" in estimate.rests_on
 
 
+def test_a_missing_style_is_refused_before_the_frame_is_searched(tmp_path, preset, monkeypatch):
+    monkeypatch.setattr(preview, "_pick_frame", lambda *a, **k: pytest.fail("frame search started"))
+    clip = tmp_path / "shots.mkv"
+    _shots_clip(clip)
+    with pytest.raises(InputError, match="nope.png"):
+        preview.preview_sheet(clip, [tmp_path / "nope.png"], tmp_path / "s.png", FAST, vary={}, preset=preset)
+
+
 def test_an_image_with_frame_is_refused(tmp_path, styles, preset):
     content, _ = _content(tmp_path)
     with pytest.raises(InputError, match="--frame applies to videos"):
