@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from . import flow, io, run
 from .config import Config, load_config
 from .errors import ConfigError, InputError, Interrupted
-from .events import Callback, CellDone, Event, FrameDone, FrameStarted, IterationDone, Notice, PreviewStarted
+from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
 from .run import _check_output
 from .sequence import coarse_size, flow_and_mask, prepare_session, read_styles
