@@ -14,7 +14,8 @@ For the photo (an image, or with `--photo-frame N` frame N of a video, decoded w
   so the modes compare on what all of them transfer;
 - the same against the style's luminance matched to the content's mean and spread (for the clip,
   its first frame's): what `luminance` mode optimises towards;
-- warp error (clip only): E_warp of `stylereel evaluate` on the output frames;
+- warp error (clip only): E_warp of `stylereel evaluate` on the output frames; and, once, the a*b*
+  difference of the content clip sent through the same H.264 writer alone (`codec_floor`);
 - seconds for the stylization.
 
 `--picture` writes content | none | luminance | histogram of the photo side by side, labelled.
@@ -85,8 +86,21 @@ def photo_rows(photo: Path, style: Path, config: Config, work: Path) -> tuple[di
     return rows, [io.read_image(photo, max_side=config.max_side), *images]
 
 
+def codec_floor(clip: Path, config: Config, work: Path) -> float:
+    """a*b* difference of the content clip itself after the writer `video` uses (H.264 at CRF 0,
+    4:2:0) and back: what the encoding alone costs the colours."""
+    frames = list(io.read_video(clip, max_side=config.max_side))
+    height, width = frames[0].image.shape[:2]
+    output = work / "codec-floor.mp4"
+    with io.VideoWriter(output, width=width, height=height, time_base=frames[0].time_base, rate=None, crf=0,
+                        audio_from=None) as writer:
+        for frame in frames:
+            writer.write(frame.image, frame.pts)
+    return chroma([frame.image for frame in io.read_video(output, max_side=None)], [frame.image for frame in frames])
+
+
 def clip_rows(clip: Path, style: Path, config: Config, work: Path) -> dict:
-    rows = {}
+    rows, floor = {}, codec_floor(clip, config, work)
     for mode in MODES:
         output = work / f"clip-{mode}.mp4"
         start = time.perf_counter()
@@ -95,6 +109,7 @@ def clip_rows(clip: Path, style: Path, config: Config, work: Path) -> dict:
         outputs = [frame.image for frame in io.read_video(output, max_side=None)]
         contents = [frame.image for frame in io.read_video(clip, max_side=config.max_side)]
         rows[mode] = {"ab": chroma(outputs, contents), "style": luminance_style_loss(outputs, style, config),
+                      "codec": floor,
                       "matched": luminance_style_loss(outputs, style, config, matched_to=contents[0]),
                       "warp": warp_error(outputs, contents), "content_warp": warp_error(contents, contents),
                       "seconds": seconds, "iterations": sum(f.iterations for f in summary.frames),
@@ -116,7 +131,9 @@ def print_table(title: str, rows: dict) -> None:
         cells += [str(row["iterations"]), f"{row['seconds']:.0f}"]
         print("| " + " | ".join(cells) + " |")
     if warp:
-        print(f"\ncontent warp error (the flow's floor): {rows['none']['content_warp']:.6f}; size {rows['none']['size']}")
+        print(f"\ncontent warp error (the flow's floor): {rows['none']['content_warp']:.6f}; "
+              f"a*b* difference of the content through the H.264 writer alone: {rows['none']['codec']:.2f}; "
+              f"size {rows['none']['size']}")
     else:
         print(f"\nsize {rows['none']['size']}")
 
