@@ -20,10 +20,11 @@ from rich.markup import escape
 from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
-from stylereel.pipeline.config import Device, Flow, Init, Optimizer, Precision, load_config
+from stylereel.pipeline import preview as previews
+from stylereel.pipeline.config import Config, Device, Flow, Init, Optimizer, Precision, PreserveColors, load_config
 from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
-from .progress import ProgressView, print_bench, print_evaluation, print_phases, print_summary
+from .progress import PreviewView, ProgressView, print_bench, print_estimate, print_evaluation, print_phases, print_summary
 
 app = typer.Typer(
     help="Paint videos, frame folders and images in the style of an artwork.",
@@ -36,6 +37,9 @@ ContentFile = Annotated[Path, typer.Argument(metavar="CONTENT", show_default=Fal
 Styles = Annotated[list[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.")]
 ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML preset, e.g. configs/preview.toml.")]
 StyleBlend = Annotated[Optional[list[float]], typer.Option("--style-blend", help="Weight of each style image, in order.")]
+PreserveColorsOption = Annotated[Optional[PreserveColors], typer.Option(
+    "--preserve-colors", help="Keep the content's colours: luminance (style on lightness only) or histogram "
+    "(style recoloured to the content's).")]
 StyleScale = Annotated[Optional[float], typer.Option(help="Style image long side as a multiple of the content's.")]
 MaxSide = Annotated[Optional[int], typer.Option(help="Long side of the working resolution in pixels.")]
 Iterations = Annotated[Optional[int], typer.Option(help="Most iterations for each frame after a shot's first.")]
@@ -86,7 +90,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
-    "settle", "long_term", "passes", "hold_step",
+    "settle", "long_term", "passes", "hold_step", "preserve_colors",
 )
 
 
@@ -102,11 +106,7 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
     debug = options["debug"] or (ctx.obj or {}).get("debug", False)
     extra = {name: options[name] for name in ("resume", "keep_frames") if options.get(name)}
     try:
-        overrides = {name: options[name] for name in RUN_OPTIONS if name in options}
-        overrides["style_blend"] = tuple(overrides["style_blend"]) if overrides.get("style_blend") else None
-        overrides["weights"] = str(overrides["weights"]) if overrides.get("weights") else None
-        overrides["long_term"] = _offsets(overrides["long_term"]) if overrides.get("long_term") else None
-        config = load_config(options["config"], **overrides)
+        config = _config(options)
         with _sigterm_as_interrupt(), ProgressView(quiet=options["quiet"], console=console) as view:
             summary = entry(content, options["style"], output, config, overwrite=options["overwrite"],
                             stats=options["stats"], callback=view.handle, **extra)
@@ -116,6 +116,15 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
         _fail(console, error, debug, code=INTERRUPTED_EXIT)
     except StylereelError as error:
         _fail(console, error, debug)
+
+
+def _config(options: dict) -> Config:
+    """The run's Config: --config, then the flags given (those left unset keep the file's values)."""
+    overrides = {name: options[name] for name in RUN_OPTIONS if name in options}
+    overrides["style_blend"] = tuple(overrides["style_blend"]) if overrides.get("style_blend") else None
+    overrides["weights"] = str(overrides["weights"]) if overrides.get("weights") else None
+    overrides["long_term"] = _offsets(overrides["long_term"]) if overrides.get("long_term") else None
+    return load_config(options["config"], **overrides)
 
 
 def _offsets(text: str) -> tuple[int, ...]:
@@ -150,6 +159,7 @@ def video(
     style: Styles,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: <input>.stylized.mp4.")] = None,
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
+    preserve_colors: PreserveColorsOption = None,
     max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
     content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
     temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
@@ -172,6 +182,7 @@ def frames(
     style: Styles,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the stylized PNG frames.")],
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
+    preserve_colors: PreserveColorsOption = None,
     max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
     content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
     temporal_weight: TemporalWeight = None, init: InitOption = None, flow: FlowOption = None,
@@ -194,6 +205,7 @@ def image(
     style: Styles,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image (format from its suffix).")],
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
+    preserve_colors: PreserveColorsOption = None,
     max_side: MaxSide = None, first_iterations: FirstIterations = None,
     iterations: Annotated[Optional[int], typer.Option(
         help="Most iterations per scale; sets first_iterations for this command.")] = None,
@@ -233,6 +245,40 @@ def evaluate(
         typer.echo(json.dumps(dataclasses.asdict(result)))
     else:
         print_evaluation(Console(), result)
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    content: ContentFile,
+    style: Annotated[list[Path], typer.Option("--style", "-s", help="Style image; repeat for a row per style.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The sheet (PNG, or another image suffix).")],
+    vary: Annotated[Optional[list[str]], typer.Option(
+        "--vary", metavar="KEY=V1,V2", help=f"A setting to vary; repeat. Keys: {', '.join(previews.VARY_KEYS)}.")] = None,
+    frame: Annotated[Optional[int], typer.Option(
+        "--frame", help="Video frame to preview (default: the middle of the first shot).")] = None,
+    config: ConfigPath = None, style_scale: StyleScale = None, preserve_colors: PreserveColorsOption = None,
+    max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
+    content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
+    optimizer: OptimizerOption = None, device: DeviceOption = None, seed: Seed = None, max_frames: MaxFrames = None,
+    stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, passes: Passes = None,
+    overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Stylize one frame with each style and each --vary value at the preview preset's size, as a
+    labelled grid; then estimate the full run's time for the settings given."""
+    console = Console(stderr=True)
+    try:
+        settings = _config(locals())
+        varied = previews.parse_vary(vary or [])
+        with _sigterm_as_interrupt(), PreviewView(quiet=quiet, console=console) as view:
+            summary = previews.preview_sheet(content, style, output, settings, vary=varied, frame=frame,
+                                             overwrite=overwrite, callback=view.handle)
+        if not quiet:
+            print_estimate(console, summary)
+    except Interrupted as error:
+        _fail(console, error, debug or (ctx.obj or {}).get("debug", False), code=INTERRUPTED_EXIT)
+    except StylereelError as error:
+        _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
 
 
 def _fail(console: Console, error: StylereelError, debug: bool, *, code: int = ERROR_EXIT) -> None:

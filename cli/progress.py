@@ -15,7 +15,9 @@ from rich.progress import (
 from rich.table import Table
 from stylereel.pipeline.bench import TEXTBOOK, SizeResult
 from stylereel.pipeline.evaluate import Evaluation
+from stylereel.pipeline.events import CellDone, PreviewStarted
 from stylereel.pipeline.optimize import IterationDone
+from stylereel.pipeline.preview import PreviewSummary
 from stylereel.pipeline.run import Event, FrameDone, FramesChecked, FrameStarted, Notice, RunStarted, Summary
 
 
@@ -84,6 +86,62 @@ class ProgressView:
             self.progress.update(self.iterations_task, completed=event.iteration, **({"detail": detail} if detail else {}))
         elif isinstance(event, FrameDone):
             self.progress.update(self.frames_task, advance=1, detail=_fpm(self.progress, self.frames_task))
+
+
+class PreviewView:
+    """A cells bar (done/total, elapsed, ETA) and an iterations bar for the cell being stylized."""
+
+    def __init__(self, *, quiet: bool, console: Console | None = None) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console or Console(stderr=True), disable=quiet, transient=False,
+        )
+        self.cells_task = None
+        self.iterations_task = None
+
+    def __enter__(self) -> PreviewView:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.cells_task is not None:
+            self.progress.stop()
+
+    def handle(self, event: Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, Notice):
+            self.progress.console.print(event.text, markup=False, highlight=False)
+        elif isinstance(event, PreviewStarted):
+            self.progress.start()
+            self.progress.console.print(f"preview cells at {event.width}x{event.height}")
+            self.cells_task = self.progress.add_task("cells", total=event.n_cells, detail="")
+            self.iterations_task = self.progress.add_task("iterations", total=None, detail="")
+        elif isinstance(event, FrameStarted):
+            self.progress.reset(self.iterations_task, total=event.n_iters, detail="")
+        elif isinstance(event, IterationDone):
+            detail = None if event.loss is None else f"loss {event.loss:.4g}"
+            self.progress.update(self.iterations_task, completed=event.iteration, **({"detail": detail} if detail else {}))
+        elif isinstance(event, CellDone):
+            self.progress.update(self.cells_task, completed=event.done)
+
+
+def print_estimate(console: Console, summary: PreviewSummary) -> None:
+    """Where the sheet went, how long it took, and the full run's estimated time."""
+    estimate = summary.estimate
+    console.print(f"[bold green]done[/]: {summary.n_cells} cells ({summary.rows} x {summary.columns}) in "
+                  f"{summary.seconds:.1f} s -> {escape(str(summary.output))}", soft_wrap=True)
+    frames = f"{estimate.n_frames} frame(s)" if estimate.n_frames > 1 else "the image"
+    console.print(f"estimate for the full run ({frames} at {estimate.width}x{estimate.height} on {estimate.device}, "
+                  f"the settings given): at most {_duration(estimate.seconds)}. It rests on: {escape(estimate.rests_on)}.",
+                  soft_wrap=True, highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    minutes, second = divmod(round(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours} h {minute:02d} min" if hours else f"{minute} min {second:02d} s" if minute else f"{second} s"
 
 
 def _fpm(progress: Progress, task_id: int) -> str:

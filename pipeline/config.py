@@ -61,6 +61,14 @@ class Precision(str, enum.Enum):
     bf16 = "bf16"  # autocast to bfloat16 (tensor cores on CUDA; slow on most CPUs)
 
 
+class PreserveColors(str, enum.Enum):
+    """What of the content's colours a result keeps (Gatys et al. 2016, "Preserving Color")."""
+
+    none = "none"  # the style's colours
+    luminance = "luminance"  # style transferred on lightness only; a*, b* from the content (CIELAB)
+    histogram = "histogram"  # style image recoloured to the content's colour mean and covariance first
+
+
 class Flow(str, enum.Enum):
     dis = "dis"
     farneback = "farneback"
@@ -86,6 +94,7 @@ class Config:
     # styles
     style_blend: tuple[float, ...] = ()  # one weight per style image; empty means equal weights
     style_scale: float = 1.0  # style image long side, as a multiple of the content's long side
+    preserve_colors: PreserveColors = PreserveColors.none  # keep the content's colours: none, luminance, histogram
     # optimisation
     optimizer: Optimizer = Optimizer.lbfgs  # lbfgs (Gatys, Ruder) or adam
     learning_rate: float | None = None  # step size; None = 1.0 for lbfgs, 0.02 for Adam on [0, 1] pixels
@@ -111,7 +120,7 @@ class Config:
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
-                           ("precision", Precision)):
+                           ("precision", Precision), ("preserve_colors", PreserveColors)):
             try:
                 object.__setattr__(self, name, kind(getattr(self, name)))  # accept plain strings too
             except ValueError:

@@ -51,5 +51,22 @@ class Notice:
     text: str
 
 
-Event = RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | Notice
+@dataclass(frozen=True)
+class PreviewStarted:
+    """A preview sheet starts stylizing `n_cells` cells at width x height (`preview.preview_sheet`)."""
+
+    n_cells: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class CellDone:
+    """A preview sheet's cell is stylized: `done` of `total`."""
+
+    done: int
+    total: int
+
+
+Event = RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | Notice | PreviewStarted | CellDone
 Callback = Callable[[Event], None]

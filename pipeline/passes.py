@@ -16,6 +16,7 @@ pass it was in.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -28,7 +29,7 @@ from .checkpoint import Checkpoint, Resume
 from .config import Flow
 from .events import Callback, FrameDone, FrameStarted, Notice
 from .optimize import Targets, content_targets, stylize_frame
-from .sequence import Session, Step, flow_and_mask, stylize_sequence
+from .sequence import Session, Step, flow_and_mask, shot_session, stylize_sequence
 
 BLEND = 0.5  # delta of Ruder eq. 10: share of the previous pass's result in a frame's start
 
@@ -88,6 +89,8 @@ def _later_pass(session: Session, contents: list[np.ndarray], state: dict[str, A
     order = range(len(contents) - 1, -1, -1) if backward else range(len(contents))
     results: list[torch.Tensor | None] = [None] * len(contents)
     records = list(state["records"])
+    shot_starts = list(itertools.accumulate((index if cut else 0 for index, cut in enumerate(cuts)), max))
+    shots: dict[int, Session] = {}  # by the shot's first frame: its style Grams (`shot_session`)
     for index in order:
         start = time.perf_counter()
         neighbour = index + 1 if backward else index - 1
@@ -95,7 +98,10 @@ def _later_pass(session: Session, contents: list[np.ndarray], state: dict[str, A
         linked = 0 <= neighbour < len(contents) and not cuts[index + 1 if backward else index]
         content = io.to_tensor(contents[index]).to(device)
         before = previous[index : index + 1].to(device)
-        targets = Targets(content_targets(model, content, config), session.grams)
+        first = shot_starts[index]
+        if first not in shots:
+            shots[first] = shot_session(session, io.to_tensor(contents[first]).to(device))
+        targets = Targets(content_targets(model, content, config), shots[first].grams)
         init = before
         if linked:
             warped, mask = _neighbour(config.flow, contents[neighbour], contents[index], results[neighbour].to(device))

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import io
+from . import color, io
 from .checkpoint import Checkpoint, Resume
-from .config import Config
+from .config import Config, PreserveColors
 from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
 from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
 from .passes import stylize_passes
@@ -29,7 +29,7 @@ from .sequence import minimum_side, prepare_session, read_styles, select_device
 
 __all__ = [
     "Callback", "Event", "FrameDone", "FramesChecked", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
-    "select_device", "stylize_frames", "stylize_image", "stylize_video",
+    "select_device", "stylize_array", "stylize_frames", "stylize_image", "stylize_video",
 ]
 
 
@@ -61,6 +61,16 @@ def stylize_image(
     frame = io.read_image(content, max_side=config.max_side)
     job = _Job(output, lambda _, image: io.write_image(output, image), n_frames=1)
     return _finish(_run([frame], styles, config, job, callback), stats, None, keep_frames=False)
+
+
+def stylize_array(frame: np.ndarray, styles: list[Path], config: Config, *,
+                  callback: Callback | None = None) -> tuple[np.ndarray, Summary]:
+    """Stylize one uint8 (H, W, 3) RGB image in memory, as `stylize_image` does a file (used by the
+    preview sheet for its cells). Returns the stylized uint8 (H, W, 3) image and the run's summary."""
+    images: list[np.ndarray] = []
+    job = _Job(Path("<in memory>"), lambda _, image: images.append(image), n_frames=1)
+    summary = _run([frame], styles, config, job, callback)
+    return images[0], summary
 
 
 def stylize_frames(
@@ -241,14 +251,16 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
         # The frames bar counts every frame of every pass.
         emit(RunStarted(job.n_frames and job.n_frames * config.passes, width, height, str(session.device)))
         frames = _replay(_chain(first, frames), job, records, emit)
-        for step in stylize_passes(session, _timed(frames, phases, "decode"), emit, job.resume, job.checkpoint):
+        colors = _Colors(config.preserve_colors)
+        frames = colors.frames(_timed(frames, phases, "decode"), start=job.resume.done)
+        for step in stylize_passes(session, frames, emit, job.resume, job.checkpoint):
+            image = colors.output(step.record.index, step.image)
             with _timer(phases, "encode"):
-                job.write(step.record.index, step.image)
+                job.write(step.record.index, image)
             records.append(step.record)
             if job.checkpoint is not None:
                 with _timer(phases, "checkpoint"):
-                    job.checkpoint.save(step.record.index, step.image, [asdict(record) for record in records],
-                                        step.chain)
+                    job.checkpoint.save(step.record.index, image, [asdict(record) for record in records], step.chain)
             emit(step.record)
     except BaseException as error:
         _stopped(job, len(records), _explain_out_of_memory(error, width, height, config))
@@ -256,6 +268,28 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
     phases["optimize"] = sum(record.optimize_seconds for record in records)
     return Summary(job.output, len(records), width, height, str(session.device), time.perf_counter() - start,
                    records, phases)
+
+
+class _Colors:
+    """`preserve_colors = luminance`: the chain (flow, losses, checkpointed chain) sees each frame's
+    luminance, and each result gets its frame's colours back (`color.keep_colors`) before it is
+    written. Other modes pass frames and results through unchanged."""
+
+    def __init__(self, mode: PreserveColors) -> None:
+        self.luminance = mode == PreserveColors.luminance
+        self.originals: dict[int, np.ndarray] = {}  # frames handed on and not yet written, by index
+
+    def frames(self, frames: Iterator[np.ndarray], *, start: int) -> Iterator[np.ndarray]:
+        for index, frame in enumerate(frames, start=start):
+            if self.luminance:
+                self.originals[index] = frame
+                frame = io.to_array(color.luminance(io.to_tensor(frame)))
+            yield frame
+
+    def output(self, index: int, image: np.ndarray) -> np.ndarray:
+        if not self.luminance:
+            return image
+        return io.to_array(color.keep_colors(io.to_tensor(image), io.to_tensor(self.originals.pop(index))))
 
 
 @contextlib.contextmanager

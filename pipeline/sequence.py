@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import flow, io
+from . import color, flow, io
 from .checkpoint import Resume
-from .config import Config, Device, Flow, Init, Precision
+from .config import Config, Device, Flow, Init, Precision, PreserveColors
 from .errors import ConfigError, InputError
 from .events import Callback, Event, FrameDone, FrameStarted, Notice
 from .model import LAYER_NAMES, VGG19, load_vgg19
@@ -36,6 +36,9 @@ class Session:
     model: VGG19
     grams: dict[str, torch.Tensor]
     coarse_grams: dict[str, torch.Tensor] | None = None  # the style at the coarse pass's size
+    # The style images on the device (1, 3, H, W) each, at full and coarse size, for `shot_session`.
+    styles: tuple[torch.Tensor, ...] = ()
+    coarse_styles: tuple[torch.Tensor, ...] | None = None
 
 
 def select_device(choice: Device | str) -> torch.device:
@@ -90,14 +93,37 @@ def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Se
     full, coarse = read_styles(config, styles, long_side=long_side)
     model = load_model(config, device)
 
-    def grams_at(images: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        return style_grams(model, [io.to_tensor(image).to(device) for image in images], config.style_blend, config)
+    full_styles = tuple(io.to_tensor(image).to(device) for image in full)
+    coarse_styles = tuple(io.to_tensor(image).to(device) for image in coarse) if coarse else None
+    return _with_grams(Session(config, device, model, {}, None, full_styles, coarse_styles), full_styles, coarse_styles)
+
+
+def _with_grams(session: Session, styles: tuple[torch.Tensor, ...], coarse: tuple[torch.Tensor, ...] | None) -> Session:
+    """`session` with the Grams of `styles` (and `coarse`, its coarse-pass versions)."""
+    config = session.config
+
+    def grams_at(images: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        return style_grams(session.model, list(images), config.style_blend, config)
 
     # The coarse pass sees the style at its own scale, so strokes keep their size relative to the
     # frame; a style image too narrow for that keeps its full-size Grams.
-    full_grams = grams_at(full)
+    full_grams = grams_at(styles)
     coarse_grams = (grams_at(coarse) if coarse else full_grams) if config.coarse_to_fine else None
-    return Session(config, device, model, full_grams, coarse_grams)
+    return dataclasses.replace(session, grams=full_grams, coarse_grams=coarse_grams)
+
+
+def shot_session(session: Session, first: torch.Tensor) -> Session:
+    """The session with the style Grams for a shot whose first frame is `first` (1, 3, H, W).
+
+    With `preserve_colors` the style is first mapped to that frame (`color.style_for`): once per
+    shot, so the target does not change under a running chain. Without, `session` itself.
+    """
+    mode = session.config.preserve_colors
+    if mode == PreserveColors.none:
+        return session
+    styles = tuple(color.style_for(mode, style, first) for style in session.styles)
+    coarse = tuple(color.style_for(mode, style, first) for style in session.coarse_styles) if session.coarse_styles else None
+    return _with_grams(session, styles, coarse)
 
 
 def read_styles(config: Config, styles: list[Path], *, long_side: int
@@ -161,6 +187,7 @@ class Chain:
     frames: list[np.ndarray] = field(default_factory=list)  # uint8 (H, W, 3) each
     level: float | None = None  # `optimize.look` of the last frame
     length: int = 0
+    first: np.ndarray | None = None  # the current shot's first frame (its style Grams are mapped to it)
 
     def push(self, stylized: torch.Tensor, frame: np.ndarray, level: float, *,
              new_shot: bool, keep: int) -> None:
@@ -168,6 +195,7 @@ class Chain:
         self.frames = [*self.frames, frame][-keep:]
         self.level = level
         self.length = 1 if new_shot else self.length + 1
+        self.first = frame if new_shot else self.first
 
     def earlier(self) -> list[torch.Tensor]:
         """Stylized frames t-1, t-2, ... of the current shot, nearest first."""
@@ -175,14 +203,15 @@ class Chain:
 
     def state(self) -> dict[str, Any]:
         return {"stylized": torch.cat(self.stylized).cpu(), "frames": torch.from_numpy(np.stack(self.frames)),
-                "level": self.level, "length": self.length}
+                "level": self.level, "length": self.length, "first": torch.from_numpy(self.first)}
 
     @classmethod
     def restore(cls, state: dict[str, Any] | None, device: torch.device) -> Chain:
         if state is None:
             return cls()
+        first = state["first"].numpy() if "first" in state else None  # absent from older work folders
         return cls([image[None].to(device) for image in state["stylized"]], list(state["frames"].numpy()),
-                   state["level"], state["length"])
+                   state["level"], state["length"], first)
 
 
 def temporal_offsets(config: Config) -> tuple[int, ...]:
@@ -202,6 +231,8 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     config, model = session.config, session.model
     offsets = temporal_offsets(config)
     chain = Chain.restore(resume.chain, session.device)
+    # The session with the current shot's style Grams (`shot_session`); a resume maps them again.
+    shot = shot_session(session, io.to_tensor(chain.first).to(session.device)) if chain.first is not None else session
     ahead = prefetch(_with_flow(config, frames, chain.frames, offsets), depth=config.prefetch)
     for index, (frame, flows) in enumerate(ahead, start=resume.done):
         start = time.perf_counter()
@@ -212,7 +243,9 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
         if cut:
             emit(Notice(f"frame {index + 1}: scene cut ({link.unlinked:.0%} of pixels unlinked), restarting from the content"))
         chained = link is not None and not cut
-        targets = Targets(content_targets(model, content, config), session.grams,
+        if not chained:
+            shot = shot_session(session, content)
+        targets = Targets(content_targets(model, content, config), shot.grams,
                           warped=link.warped if chained and config.temporal_weight > 0 else None,
                           mask=link.mask if chained else None)
         if chained:
@@ -224,7 +257,7 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
             result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit,
                                    level=chain.level if settles else None)
         else:
-            result = start_shot(session, content, targets, index, emit)
+            result = start_shot(shot, content, targets, index, emit)
         # A frame kept untouched keeps the level it was measured against, so a slow creep (the blur
         # of repeated warps) adds up against one level and is corrected once it passes the tolerance.
         level = chain.level if chained and result.iterations == 0 else look(result.losses)

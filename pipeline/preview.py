@@ -1,0 +1,276 @@
+"""The preview sheet: one frame stylized with each style and each combination of varied settings,
+at the preview preset's size, laid out as a labelled grid in one PNG; and an estimate of the full
+run's time on this device.
+
+Convention: frames and cells are uint8 (H, W, 3) RGB arrays here (the sheet is a picture, not a
+tensor); the stylization itself goes through `run.stylize_array`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import statistics
+import time
+import tomllib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from . import flow, io, run
+from .config import Config, load_config
+from .errors import ConfigError, InputError, Interrupted
+from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
+from .optimize import Targets, content_targets, iteration_step
+from .run import _check_output
+from .sequence import coarse_size, flow_and_mask, prepare_session, read_styles
+
+# The settings a sheet can vary: those that change how one frame looks.
+VARY_KEYS = ("style_weight", "content_weight", "tv_weight", "style_scale", "preserve_colors", "first_iterations",
+             "optimizer", "pooling", "seed")
+PREVIEW_PRESET = Path(__file__).resolve().parents[1] / "configs" / "preview.toml"
+MAX_SCAN = 900  # frames searched for the first scene cut when --frame is not given (30 s at 30 fps)
+GAP = 4  # pixels between cells and around the grid
+TIMED_ITERATIONS = 2  # iterations timed at the full run's size for the estimate (after one untimed)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The full run's time for the settings given: `seconds` = `seconds_per_iteration` x `iterations`."""
+
+    seconds: float
+    seconds_per_iteration: float  # measured at width x height on this device
+    iterations: float  # the budget in full-size iterations (coarse ones counted at their cost)
+    n_frames: int
+    width: int
+    height: int
+    device: str
+    rests_on: str  # what the figure assumes, in words
+
+
+@dataclass(frozen=True)
+class PreviewSummary:
+    output: Path
+    frame: int | None  # the video frame used (None for an image)
+    n_cells: int  # content cells included
+    rows: int
+    columns: int
+    cell_width: int  # pixels, label strip included
+    cell_height: int
+    seconds: float  # stylizing the cells
+    estimate: Estimate
+
+
+def parse_vary(items: list[str]) -> dict[str, list[Any]]:
+    """["style_weight=1e-4,1e-3", ...] -> {"style_weight": [1e-4, 1e-3], ...}, each value checked
+    against the Config field; ConfigError naming the item otherwise."""
+    hints = typing.get_type_hints(Config)
+    vary: dict[str, list[Any]] = {}
+    for item in items:
+        key, equals, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in VARY_KEYS:
+            raise ConfigError(f"--vary {item}: cannot vary '{key}' (can vary: {', '.join(VARY_KEYS)})")
+        if not equals or not values.strip():
+            raise ConfigError(f"--vary {item}: expected {key}=VALUE1,VALUE2,...")
+        if key in vary:
+            raise ConfigError(f"--vary {item}: '{key}' is varied twice")
+        vary[key] = [_value(item, key, text.strip(), hints[key]) for text in values.split(",")]
+    return vary
+
+
+def _value(item: str, key: str, text: str, hint: Any) -> Any:
+    try:
+        value = int(text) if hint is int else float(text) if hint is float else text
+        dataclasses.replace(Config(), **{key: value})  # the field's own checks (ranges, choices)
+    except ValueError:
+        raise ConfigError(f"--vary {item}: '{text}' is not a valid {key} (expected {hint.__name__})") from None
+    except ConfigError as error:
+        raise ConfigError(f"--vary {item}: {error}") from None
+    return value
+
+
+def cell_config(config: Config, preset: Path = PREVIEW_PRESET) -> Config:
+    """`config` with the preview preset's keys (size and iteration budgets) in place of its own."""
+    try:
+        with preset.open("rb") as file:
+            keys = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{preset}: cannot read the preview preset ({error})") from None
+    checked = load_config(preset)  # unknown keys and wrong types fail here, naming the file
+    return dataclasses.replace(config, **{key: getattr(checked, key) for key in keys})
+
+
+def preview_sheet(
+    content: Path, styles: list[Path], output: Path, config: Config, *, vary: dict[str, list[Any]],
+    frame: int | None = None, overwrite: bool = False, callback: Callback | None = None,
+    preset: Path | None = None,
+) -> PreviewSummary:
+    """Stylize one frame of `content` with each style and each combination of `vary`, write the
+    labelled grid to `output` and estimate the full run's time for `config`.
+
+    Rows are styles; each row starts with the content frame, then one cell per combination.
+    Every cell uses `config` with the preview preset's size and budgets (`preset`, default
+    configs/preview.toml), then its varied values.
+    Everything is checked before the first cell: InputError, OutputError or ConfigError.
+    """
+    emit = callback or (lambda event: None)
+    _check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    io.check_image_suffix(output)
+    small = cell_config(config, preset or PREVIEW_PRESET)
+    combos = [dict(zip(vary, values)) for values in itertools.product(*vary.values())]
+    for combo in combos:
+        dataclasses.replace(small, **combo)  # every cell's settings are valid together
+    for style in styles:
+        io.image_size(style)  # a missing or unreadable style fails before the frame is searched for
+    is_video = content.suffix.lower() not in io.IMAGE_SUFFIXES
+    if not is_video and frame is not None:
+        raise InputError(f"{content}: --frame applies to videos, and this is an image")
+    if is_video:
+        index, image = _pick_frame(content, small, frame, emit)
+    else:
+        index, image = None, io.read_image(content, max_side=small.max_side)
+    for combo in combos:
+        read_styles(dataclasses.replace(small, **combo), styles, long_side=max(image.shape[:2]))
+
+    # Stylize the cells: rows are styles, each led by the content frame.
+    total = len(styles) * len(combos)
+    emit(PreviewStarted(total, image.shape[1], image.shape[0]))
+    start = time.perf_counter()
+    cells, labels, done = [], [], 0
+    for style in styles:
+        cells.append(image)
+        labels.append(["content" + (f" (frame {index})" if index is not None else "")])
+        for combo in combos:
+            try:
+                stylized, _ = run.stylize_array(image, [style], dataclasses.replace(small, **combo), callback=_inner(emit))
+            except Interrupted:
+                raise Interrupted(f"interrupted after {done} of {total} cells; nothing was written to {output}") from None
+            cells.append(stylized)
+            labels.append([style.stem, *(f"{key}={_show(value)}" for key, value in combo.items())])
+            done += 1
+            emit(CellDone(done, total))
+    seconds = time.perf_counter() - start
+    sheet = grid(cells, labels, columns=len(combos) + 1)
+    io.write_image(output, sheet)
+    cell_width, cell_height = _cell_size(cells, labels)
+    emit(Notice(f"timing an iteration at the full run's size (--max-side {config.max_side}) for the estimate"))
+    return PreviewSummary(output, index, len(cells), len(styles), len(combos) + 1, cell_width, cell_height, seconds,
+                          estimate(content, styles, config, frame=index))
+
+
+def _show(value: Any) -> str:
+    return value.value if hasattr(value, "value") else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _inner(emit: Callback) -> Callback:
+    """A cell's own events: its iterations and notices go on, its run and frame records do not."""
+    def forward(event: Event) -> None:
+        if isinstance(event, (FrameStarted, IterationDone, Notice)):
+            emit(event)
+    return forward
+
+
+def _pick_frame(content: Path, config: Config, frame: int | None, emit: Callback) -> tuple[int, np.ndarray]:
+    """Frame `frame` of the video at the cell size, or by default the middle of its first shot."""
+    info = io.probe_video(content)
+    if frame is not None:
+        if frame < 0 or (info.n_frames and frame >= info.n_frames):
+            raise InputError(f"{content}: --frame {frame} is outside the video (frames 0 to {(info.n_frames or 1) - 1})")
+        for index, decoded in enumerate(io.read_video(content, max_side=config.max_side, max_frames=frame + 1)):
+            if index == frame:
+                return index, decoded.image
+        raise InputError(f"{content}: --frame {frame} is past the last frame that decodes ({index})")
+    frames = []
+    for decoded in io.read_video(content, max_side=config.max_side, max_frames=MAX_SCAN):
+        if frames and _is_cut(frames[-1], decoded.image, config):
+            break
+        frames.append(decoded.image)
+    middle = len(frames) // 2
+    emit(Notice(f"using frame {middle}, the middle of the first shot (frames 0 to {len(frames) - 1})"))
+    return middle, frames[middle]
+
+
+def _is_cut(previous: np.ndarray, frame: np.ndarray, config: Config) -> bool:
+    """The run's own scene-cut test (`sequence.link_frames`): DIS flow both ways, Ruder's mask."""
+    current = io.to_tensor(frame)
+    backward, mask = flow_and_mask(flow.optical_flow(previous, frame), flow.optical_flow(frame, previous), current)
+    return flow.unlinked_fraction(io.to_tensor(previous), current, backward, mask) > config.cut_threshold
+
+
+def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | None) -> Estimate:
+    """The full run's time with `config` on this device: one iteration timed at the run's working
+    size (median of TIMED_ITERATIONS after an untimed one) x the iteration budget x the frames."""
+    is_video = frame is not None
+    if is_video:
+        info = io.probe_video(content)
+        image = next(f.image for i, f in enumerate(io.read_video(content, max_side=config.max_side)) if i == frame)
+        n_frames = min(info.n_frames or 1, config.max_frames or info.n_frames or 1)
+    else:
+        image, n_frames = io.read_image(content, max_side=config.max_side), 1
+    height, width = image.shape[:2]
+    session = prepare_session(config, styles[:1], long_side=max(height, width))
+    frame_tensor = io.to_tensor(image).to(session.device)
+    step = iteration_step(session.model, frame_tensor, Targets(content_targets(session.model, frame_tensor, config),
+                                                              session.grams), config)
+    times = []
+    for _ in range(TIMED_ITERATIONS + 1):
+        start = time.perf_counter()
+        float(step().detach())  # reads the loss back: the device has finished the iteration
+        times.append(time.perf_counter() - start)
+    per_iteration = statistics.median(times[1:])
+    coarse = coarse_size((height, width), config) if config.coarse_to_fine else None
+    coarse_cost = (coarse[0] * coarse[1]) / (height * width) if coarse else 0.0
+    first = config.first_iterations * (1 + coarse_cost)
+    later = (n_frames - 1) * config.iterations + (config.passes - 1) * n_frames * config.iterations
+    rests_on = (
+        f"{per_iteration:.2f} s per iteration measured now at {width}x{height} on {session.device} "
+        f"x the iteration budgets: {config.first_iterations} on the first frame"
+        + (f" plus {config.first_iterations} at the coarse scale (counted at {coarse_cost:.2f} of the cost)" if coarse else "")
+        + (f", {config.iterations} on each of the {n_frames - 1} later frames" if n_frames > 1 else "")
+        + (f", {config.iterations} per frame in each of {config.passes - 1} later passes" if config.passes > 1 else "")
+        + f"; an upper bound: early stopping (stop_tolerance {config.stop_tolerance:g})"
+        + (" and settle" if config.settle and n_frames > 1 else "") + " usually stop frames sooner"
+        + ("; one shot assumed (each scene cut adds a first frame)" if n_frames > 1 else "")
+        + "; decoding, flow, loading and writing not counted"
+    )
+    return Estimate(per_iteration * (first + later), per_iteration, first + later, n_frames, width, height,
+                    str(session.device), rests_on)
+
+
+def grid(cells: list[np.ndarray], labels: list[list[str]], *, columns: int) -> np.ndarray:
+    """Lay out uint8 (H, W, 3) cells row by row, `columns` to a row, each with its label lines
+    under it (Pillow's default font), on white; GAP pixels between cells and around the grid.
+    Every cell takes the size of the largest image and label. Returns a uint8 (H, W, 3) sheet."""
+    if len(cells) != len(labels) or not cells:
+        raise ValueError(f"{len(cells)} cells for {len(labels)} labels")
+    font = ImageFont.load_default()
+    cell_width, cell_height = _cell_size(cells, labels)
+    rows = -(-len(cells) // columns)
+    sheet = Image.new("RGB", (columns * (cell_width + GAP) + GAP, rows * (cell_height + GAP) + GAP), "white")
+    draw = ImageDraw.Draw(sheet)
+    for number, (cell, lines) in enumerate(zip(cells, labels)):
+        left = GAP + (number % columns) * (cell_width + GAP)
+        top = GAP + (number // columns) * (cell_height + GAP)
+        sheet.paste(Image.fromarray(cell, "RGB"), (left, top))
+        for line_number, line in enumerate(lines):
+            draw.text((left, top + cell.shape[0] + 2 + line_number * _line_height(font)), line, fill="black", font=font)
+    return np.asarray(sheet)
+
+
+def _line_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    left, top, right, bottom = font.getbbox("Ag")
+    return bottom + 3
+
+
+def _cell_size(cells: list[np.ndarray], labels: list[list[str]]) -> tuple[int, int]:
+    """(width, height) of every cell of the grid: the largest image, its label lines under it."""
+    font = ImageFont.load_default()
+    widest_label = max((font.getlength(line) for lines in labels for line in lines), default=0)
+    width = max(max(cell.shape[1] for cell in cells), int(np.ceil(widest_label)) + 2)
+    height = max(cell.shape[0] for cell in cells) + 4 + max(len(lines) for lines in labels) * _line_height(font)
+    return width, height
