@@ -20,7 +20,7 @@ from rich.markup import escape
 from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
-from stylereel.pipeline.config import Device, Flow, Init, Optimizer, Precision, load_config
+from stylereel.pipeline.config import SOURCE, Device, Flow, Init, Optimizer, Precision, load_config
 from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
 from .progress import ProgressView, print_bench, print_evaluation, print_phases, print_summary
@@ -37,10 +37,11 @@ Styles = Annotated[list[Path], typer.Option("--style", "-s", help="Style image; 
 ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML preset, e.g. configs/preview.toml.")]
 StyleBlend = Annotated[Optional[list[float]], typer.Option("--style-blend", help="Weight of each style image, in order.")]
 StyleScale = Annotated[Optional[float], typer.Option(help="Style image long side as a multiple of the content's.")]
-MaxSide = Annotated[Optional[int], typer.Option(help="Long side of the working resolution in pixels.")]
+MaxSide = Annotated[Optional[str], typer.Option(
+    metavar="PX|source", help="Long side of the working resolution in pixels, or 'source' for the input's own size.")]
 Iterations = Annotated[Optional[int], typer.Option(help="Most iterations for each frame after a shot's first.")]
 FirstIterations = Annotated[Optional[int], typer.Option(
-    help="Most iterations per scale for a shot's first frame (and images): coarse pass and full-size pass each.")]
+    help="Most iterations per size for a shot's first frame (and images): each rung of the coarse-to-fine ladder.")]
 ContentWeight = Annotated[Optional[float], typer.Option(help="Weight of the content loss.")]
 StyleWeight = Annotated[Optional[float], typer.Option(help="Weight of the style loss.")]
 TvWeight = Annotated[Optional[float], typer.Option(help="Weight of the total-variation loss.")]
@@ -56,7 +57,8 @@ Crf = Annotated[Optional[int], typer.Option(help="H.264 quality: 0 lossless .. 5
 StopTolerance = Annotated[Optional[float], typer.Option(
     help="Stop a frame when its loss improved by less than this fraction over stop_window iterations (0 = never).")]
 CoarseToFine = Annotated[Optional[bool], typer.Option(
-    "--coarse-to-fine/--no-coarse-to-fine", help="Start each shot at half size, then refine.", show_default=False)]
+    "--coarse-to-fine/--no-coarse-to-fine", show_default=False,
+    help="Start each shot (and an image) small, about 256 px, and double up to the working size, refining at each size.")]
 PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", help="auto = bf16 on CUDA, else fp32.")]
 Compile = Annotated[Optional[bool], typer.Option(
     "--compile/--no-compile", show_default=False,
@@ -102,6 +104,7 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
         overrides["style_blend"] = tuple(overrides["style_blend"]) if overrides.get("style_blend") else None
         overrides["weights"] = str(overrides["weights"]) if overrides.get("weights") else None
         overrides["long_term"] = _offsets(overrides["long_term"]) if overrides.get("long_term") else None
+        overrides["max_side"] = _max_side(overrides["max_side"]) if overrides.get("max_side") else None
         config = load_config(options["config"], **overrides)
         with _sigterm_as_interrupt(), ProgressView(quiet=options["quiet"], console=console) as view:
             summary = entry(content, options["style"], output, config, overwrite=options["overwrite"],
@@ -120,6 +123,16 @@ def _offsets(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"--long-term takes frame offsets separated by commas, e.g. 1,2,4; got {text!r}") from None
+
+
+def _max_side(text: str) -> int | str:
+    """"512" -> 512, "source" stays; ConfigError naming the option otherwise."""
+    if text == SOURCE:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--max-side takes a number of pixels or '{SOURCE}', got {text!r}") from None
 
 
 @contextlib.contextmanager

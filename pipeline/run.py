@@ -51,14 +51,15 @@ def stylize_image(
 ) -> Summary:
     """Stylize one image and write it to `output`, in the format its suffix names.
 
-    It runs at most `config.first_iterations` iterations per scale: with coarse-to-fine, once at
-    the coarse size and once at full size. Every output is checked before any work.
+    It runs at most `config.first_iterations` iterations per rung of its ladder (`sequence.ladder`:
+    with coarse-to-fine, from about `coarse_side` up to the working size). Every output is checked
+    before any work.
     """
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
     io.check_image_suffix(output)
     _check_stats(stats, inputs=[content, *styles], outputs=[output])
     select_device(config.device)
-    frame = io.read_image(content, max_side=config.max_side)
+    frame = io.read_image(content, max_side=config.working_side)
     job = _Job(output, lambda _, image: io.write_image(output, image), n_frames=1)
     return _finish(_run([frame], styles, config, job, callback), stats, None, keep_frames=False)
 
@@ -100,7 +101,7 @@ def stylize_frames(
     notices += _device_notice(checkpoint, progress, device)
     # The frames are written by the checkpoint (its PNGs), and moved into place at the end.
     job = _Job(output_dir, lambda index, image: None, len(paths), checkpoint, progress, notices, replay_writes=False)
-    summary = _run(io.read_frames(paths, max_side=config.max_side), styles, config, job, callback)
+    summary = _run(io.read_frames(paths, max_side=config.working_side), styles, config, job, callback)
     _collect(checkpoint, targets[: summary.n_frames], keep=keep_frames)
     return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
@@ -121,10 +122,10 @@ def stylize_video(
     device = select_device(config.device)
     checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles], device), keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
-    width, height = io.fit_size(info.width, info.height, config.max_side, even=True)
+    width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
     read_styles(config, styles, long_side=max(width, height))  # fail on a style before decoding
     n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
-    frames = io.read_video(content, max_side=config.max_side, max_frames=config.max_frames)
+    frames = io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)
     first = next(frames)  # decodes before the model loads, so a broken file fails fast
     pts = [first.pts]
 
@@ -155,7 +156,7 @@ def stylize_video(
 def _check_frames(paths: list[Path], styles: list[Path], config: Config, emit: Callback) -> list[Path]:
     """Decode every frame once (reporting `FramesChecked`), and the styles at the frames' size,
     before any work; returns the frames that will be resized to the first one's size."""
-    frames = io.read_frames(paths, max_side=config.max_side)
+    frames = io.read_frames(paths, max_side=config.working_side)
     for done, frame in enumerate(frames, start=1):
         if done == 1:
             read_styles(config, styles, long_side=max(frame.shape[:2]))
@@ -233,7 +234,7 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
             raise ConfigError(f"{job.output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
                               f"VGG-19 needs at least {minimum_side(config)} px on the short side; "
                               "use a larger --max-side")
-        session = prepare_session(config, styles, long_side=max(height, width))
+        session = prepare_session(config, styles, size=(height, width))
         if job.resume.rng is not None:
             torch.set_rng_state(job.resume.rng)  # after the seeding in prepare_session
         for notice in job.notices:
