@@ -53,7 +53,7 @@ LearningRate = Annotated[Optional[float], typer.Option(help="Optimiser step size
 DeviceOption = Annotated[Optional[Device], typer.Option("--device", help="auto = CUDA, then MPS, then CPU.")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed; same seed and device give the same result.")]
 MaxFrames = Annotated[Optional[int], typer.Option(help="Stylize only the first N frames.")]
-Crf = Annotated[Optional[int], typer.Option(help="H.264 quality: 0 lossless .. 51 worst.")]
+Crf = Annotated[Optional[int], typer.Option(help="H.264 quality (.mp4 outputs): 0 lossless .. 51 worst.")]
 StopTolerance = Annotated[Optional[float], typer.Option(
     help="Stop a frame when its loss improved by less than this fraction over stop_window iterations (0 = never).")]
 CoarseToFine = Annotated[Optional[bool], typer.Option(
@@ -157,7 +157,8 @@ def video(
     ctx: typer.Context,
     content: ContentFile,
     style: Styles,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: <input>.stylized.mp4.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Default: <input>.stylized.mp4. Suffix: .mp4, .mov, .mkv or .webm.")] = None,
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
     max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
     content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
@@ -169,7 +170,8 @@ def video(
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
-    """Stylize a video into an H.264 MP4, keeping frame timing and audio."""
+    """Stylize a video, keeping frame timing and audio; the output's suffix picks the codec
+    (.mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1 lossless, .webm VP9)."""
     _execute(ctx, run.stylize_video, content, output, locals())
 
 

@@ -103,7 +103,7 @@ class Config:
     seed: int = 0  # seeds torch; same seed + same device = same result
     # sizes and output
     max_side: int | str = 512  # long side of the working resolution, in pixels, or "source" (the input's own size)
-    crf: int = 18  # H.264 constant rate factor of the output video (0 = lossless, 51 = worst)
+    crf: int = 18  # H.264 constant rate factor of an .mp4 output (0 = lossless, 51 = worst); other suffixes ignore it
     max_frames: int | None = None  # stylize only the first N frames (None = all)
     device: Device = Device.auto  # auto = CUDA, then MPS, then CPU
     precision: Precision = Precision.auto  # number format of the VGG convolutions

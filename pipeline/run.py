@@ -111,13 +111,15 @@ def stylize_video(
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
     resume: bool = False, keep_frames: bool = False,
 ) -> Summary:
-    """Stylize a video into an H.264 MP4, keeping each frame's timestamp and the audio.
+    """Stylize a video, keeping each frame's timestamp and the audio, in the format the output's
+    suffix picks (`io.FORMATS`: .mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1, .webm VP9).
 
     Finished frames are checkpointed in `<output>.parts/`; `resume` continues an interrupted run.
     """
     info = io.probe_video(content)
     output = output or io.default_output(content)
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    chosen = io.output_format(output)
     _check_stats(stats, inputs=[content, *styles], outputs=[output])
     device = select_device(config.device)
     checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles], device), keep_images=True)
@@ -144,7 +146,7 @@ def stylize_video(
         job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress, notices)
         summary = _run(images(), styles, config, job, callback)
     if callback is not None:
-        callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec)))
+        callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec, chosen)))
         if frames.error:
             callback(Notice(f"warning: {frames.error}; {summary.n_frames} frame(s) were stylized"))
         elif frames.lost:
@@ -195,10 +197,10 @@ def _collect(checkpoint: Checkpoint, targets: list[Path], *, keep: bool) -> None
                           f"({error.strerror or error}); they are kept in {checkpoint.folder}") from None
 
 
-def _audio_notice(mode: str, codec: str | None) -> str:
+def _audio_notice(mode: str, codec: str | None, chosen: io.OutputFormat) -> str:
     return {
         "copied": f"audio: {codec} stream copied without re-encoding",
-        "transcoded": f"audio: {codec} cannot be stored in MP4, transcoded to AAC",
+        "transcoded": f"audio: {codec} cannot be stored in {chosen.name}, transcoded to {chosen.audio_name}",
     }.get(mode, "audio: the input has no audio stream")
 
 
