@@ -663,3 +663,10 @@ def test_output_suffix_is_case_blind_and_every_encoder_is_available() -> None:
     assert output_format(Path("a.MOV")) == FORMATS[".mov"]
     for chosen in FORMATS.values():
         assert chosen.codec in av.codecs_available and chosen.audio_codec in av.codecs_available
+
+
+def test_a_missing_encoder_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(av, "codecs_available", av.codecs_available - {"prores_ks"})
+    with pytest.raises(OutputError, match=r"out\.mov: this PyAV build has no prores_ks encoder for \.mov outputs"):
+        output_format(tmp_path / "out.mov")
+    assert output_format(tmp_path / "out.mp4") == FORMATS[".mp4"]

@@ -46,14 +46,15 @@ class OutputFormat:
 FORMATS = {
     # cpu-independent: without it x264's SIMD macroblock-tree gives other bytes (and pixels) on every
     # run, so the same seed would not reproduce the same video.
-    ".mp4": OutputFormat("MP4", "mp4", "H.264", "libx264", "yuv420p", {"crf": "{crf}", "x264-params": "cpu-independent=1"},
-                         "AAC", "aac", ("aac", "mp3", "ac3", "eac3", "opus", "flac", "alac")),
+    ".mp4": OutputFormat("MP4", "mp4", "H.264", "libx264", "yuv420p",
+                         {"crf": "{crf}", "x264-params": "cpu-independent=1"}, "AAC", "aac",
+                         ("aac", "mp3", "ac3", "eac3", "opus", "flac", "alac")),
     # ProRes 422 HQ (profile 3), 10-bit 4:2:2; PCM is the audio editors expect beside it.
     ".mov": OutputFormat("MOV", "mov", "ProRes 422 HQ", "prores_ks", "yuv422p10le", {"profile": "3", "vendor": "apl0"},
                          "PCM", "pcm_s16le", ("pcm_s16le", "pcm_s24le", "aac", "alac", "mp3", "ac3")),
     # FFV1 in RGB (bgr0): the decoded pixels are the stylized ones, bit for bit. FLAC keeps the audio lossless too.
-    ".mkv": OutputFormat("MKV", "matroska", "FFV1", "ffv1", "bgr0", {"level": "3", "g": "1"},
-                         "FLAC", "flac", ("aac", "mp3", "ac3", "eac3", "opus", "vorbis", "flac", "alac", "pcm_s16le", "pcm_s24le")),
+    ".mkv": OutputFormat("MKV", "matroska", "FFV1", "ffv1", "bgr0", {"level": "3", "g": "1"}, "FLAC", "flac",
+                         ("aac", "mp3", "ac3", "eac3", "opus", "vorbis", "flac", "alac", "pcm_s16le", "pcm_s24le")),
     # Constant quality (crf 31 with no bitrate cap, libvpx's suggestion for HD); WebM takes only Opus and Vorbis.
     ".webm": OutputFormat("WebM", "webm", "VP9", "libvpx-vp9", "yuv420p", {"crf": "31", "b": "0", "row-mt": "1"},
                           "Opus", "libopus", ("opus", "vorbis")),
