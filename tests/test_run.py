@@ -492,6 +492,6 @@ def test_style_scale_sets_the_size_the_style_is_used_at(tmp_path, style, monkeyp
     monkeypatch.setattr(io, "read_image", spy)
     content = tmp_path / "in.png"
     make_image(content, size=(48, 32))
-    run.stylize_image(content, [style], tmp_path / "out.png", replace(TINY, style_scale=2.0))
-    # Content at 32 px: the style's long side is 64 px, and 32 px for the coarse pass (the style is 48x48).
-    assert read == [(64, 64), (32, 32)]
+    run.stylize_image(content, [style], tmp_path / "out.png", replace(TINY, style_scale=2.0, max_side=64))
+    # Content at 64 px: the style's long side is 128 px, and 64 px for the ladder's 32 px rung (the style is 48x48).
+    assert read == [(128, 128), (64, 64)]
