@@ -47,8 +47,11 @@ def first_frame(session: sequence.Session, content: np.ndarray) -> dict:
     original = sequence.stylize_frame
 
     def spy(model, init, targets, **kwargs):
+        start = time.perf_counter()
         result = original(model, init, targets, **kwargs)
         rungs.append((tuple(init.shape[-2:]), result.iterations))
+        print(f"  rung {max(init.shape[-2:])} px: {result.iterations} iterations, {time.perf_counter() - start:.1f} s",
+              flush=True)
         return result
 
     sequence.stylize_frame = spy
