@@ -21,7 +21,7 @@ from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
 from stylereel.pipeline import preview as previews
-from stylereel.pipeline.config import Config, Device, Flow, Init, Optimizer, Precision, PreserveColors, load_config
+from stylereel.pipeline.config import SOURCE, Config, Device, Flow, Init, Optimizer, Precision, PreserveColors, load_config
 from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
 from .progress import PreviewView, ProgressView, print_bench, print_estimate, print_evaluation, print_phases, print_summary
@@ -41,10 +41,11 @@ PreserveColorsOption = Annotated[Optional[PreserveColors], typer.Option(
     "--preserve-colors", help="Keep the content's colours: luminance (style on lightness only) or histogram "
     "(style recoloured to the content's).")]
 StyleScale = Annotated[Optional[float], typer.Option(help="Style image long side as a multiple of the content's.")]
-MaxSide = Annotated[Optional[int], typer.Option(help="Long side of the working resolution in pixels.")]
+MaxSide = Annotated[Optional[str], typer.Option(
+    metavar="PX|source", help="Long side of the working resolution in pixels, or 'source' for the input's own size.")]
 Iterations = Annotated[Optional[int], typer.Option(help="Most iterations for each frame after a shot's first.")]
 FirstIterations = Annotated[Optional[int], typer.Option(
-    help="Most iterations per scale for a shot's first frame (and images): coarse pass and full-size pass each.")]
+    help="Most iterations per size for a shot's first frame (and images): each rung of the coarse-to-fine ladder.")]
 ContentWeight = Annotated[Optional[float], typer.Option(help="Weight of the content loss.")]
 StyleWeight = Annotated[Optional[float], typer.Option(help="Weight of the style loss.")]
 TvWeight = Annotated[Optional[float], typer.Option(help="Weight of the total-variation loss.")]
@@ -56,11 +57,12 @@ LearningRate = Annotated[Optional[float], typer.Option(help="Optimiser step size
 DeviceOption = Annotated[Optional[Device], typer.Option("--device", help="auto = CUDA, then MPS, then CPU.")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed; same seed and device give the same result.")]
 MaxFrames = Annotated[Optional[int], typer.Option(help="Stylize only the first N frames.")]
-Crf = Annotated[Optional[int], typer.Option(help="H.264 quality: 0 lossless .. 51 worst.")]
+Crf = Annotated[Optional[int], typer.Option(help="H.264 quality (.mp4 outputs): 0 lossless .. 51 worst.")]
 StopTolerance = Annotated[Optional[float], typer.Option(
     help="Stop a frame when its loss improved by less than this fraction over stop_window iterations (0 = never).")]
 CoarseToFine = Annotated[Optional[bool], typer.Option(
-    "--coarse-to-fine/--no-coarse-to-fine", help="Start each shot at half size, then refine.", show_default=False)]
+    "--coarse-to-fine/--no-coarse-to-fine", show_default=False,
+    help="Start each shot (and an image) small, about 256 px, and double up to the working size, refining at each size.")]
 PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", help="auto = bf16 on CUDA, else fp32.")]
 Compile = Annotated[Optional[bool], typer.Option(
     "--compile/--no-compile", show_default=False,
@@ -124,6 +126,7 @@ def _config(options: dict) -> Config:
     overrides["style_blend"] = tuple(overrides["style_blend"]) if overrides.get("style_blend") else None
     overrides["weights"] = str(overrides["weights"]) if overrides.get("weights") else None
     overrides["long_term"] = _offsets(overrides["long_term"]) if overrides.get("long_term") else None
+    overrides["max_side"] = _max_side(overrides["max_side"]) if overrides.get("max_side") else None
     return load_config(options["config"], **overrides)
 
 
@@ -133,6 +136,16 @@ def _offsets(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"--long-term takes frame offsets separated by commas, e.g. 1,2,4; got {text!r}") from None
+
+
+def _max_side(text: str) -> int | str:
+    """"512" -> 512, "source" stays; ConfigError naming the option otherwise."""
+    if text == SOURCE:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--max-side takes a number of pixels or '{SOURCE}', got {text!r}") from None
 
 
 @contextlib.contextmanager
@@ -157,7 +170,8 @@ def video(
     ctx: typer.Context,
     content: ContentFile,
     style: Styles,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: <input>.stylized.mp4.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Default: <input>.stylized.mp4. Suffix: .mp4, .mov, .mkv or .webm.")] = None,
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
     preserve_colors: PreserveColorsOption = None,
     max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
@@ -171,7 +185,8 @@ def video(
     overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
-    """Stylize a video into an H.264 MP4, keeping frame timing and audio."""
+    """Stylize a video, keeping frame timing and audio; the output's suffix picks the codec
+    (.mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1 lossless, .webm VP9)."""
     _execute(ctx, run.stylize_video, content, output, locals())
 
 

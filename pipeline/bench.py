@@ -127,7 +127,7 @@ def check_inputs(config: Config, *, sizes: list[int], clip: Path | None, styles:
             raise ConfigError(f"--size {size}: too small, VGG-19 needs at least {smallest} px on a side")
     if clip is not None:
         info = io.probe_video(clip)
-        width, height = io.fit_size(info.width, info.height, config.max_side, even=True)
+        width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
         read_styles(config, styles, long_side=max(width, height))
 
 

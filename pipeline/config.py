@@ -25,6 +25,7 @@ STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 # shallow layers (fine texture and colour) over the deep ones.
 STYLE_LAYER_WEIGHTS = (1.0, 0.75, 0.2, 0.2, 0.2)
 MAX_LONG_TERM = 16  # the chain keeps this many stylized frames at most
+SOURCE = "source"  # max_side value: work at the input's own size
 
 
 class Optimizer(str, enum.Enum):
@@ -98,20 +99,21 @@ class Config:
     # optimisation
     optimizer: Optimizer = Optimizer.lbfgs  # lbfgs (Gatys, Ruder) or adam
     learning_rate: float | None = None  # step size; None = 1.0 for lbfgs, 0.02 for Adam on [0, 1] pixels
-    first_iterations: int = 300  # most iterations per scale (coarse pass, full-size pass) for a shot's first frame and images
+    first_iterations: int = 300  # most iterations per rung of the ladder (coarse-to-fine) for a shot's first frame and images
     iterations: int = 100  # most iterations for every later frame (it starts from the previous one)
     stop_tolerance: float = 1e-3  # stop a frame when its loss improved by less than this fraction (0: never)
     stop_window: int = 10  # ... over this many iterations (the loss is read every 5)
-    coarse_to_fine: bool = True  # first frame of a shot: optimise at coarse_scale, upsample, refine
-    coarse_scale: float = 0.5  # size of the coarse pass, as a fraction of the working size
+    coarse_to_fine: bool = True  # first frame of a shot: climb a ladder of sizes up to the working size (sequence.ladder)
+    coarse_scale: float = 0.5  # size of each rung of the ladder as a fraction of the next (0.5: doubling)
+    coarse_side: int = 256  # the ladder adds rungs below the first while its smallest is longer than this, px
     init: Init = Init.prev_warped  # how frames after the first start
     flow: Flow = Flow.dis  # optical flow method for warping and the temporal loss
     prefetch: int = 2  # frames decoded and flowed ahead in a background thread (0: in line)
     cut_threshold: float = 0.75  # share of unlinked pixels above which a frame starts a new shot (>= 1: never)
     seed: int = 0  # seeds torch; same seed + same device = same result
     # sizes and output
-    max_side: int = 512  # long side of the working resolution, in pixels
-    crf: int = 18  # H.264 constant rate factor of the output video (0 = lossless, 51 = worst)
+    max_side: int | str = 512  # long side of the working resolution, in pixels, or "source" (the input's own size)
+    crf: int = 18  # H.264 constant rate factor of an .mp4 output (0 = lossless, 51 = worst); other suffixes ignore it
     max_frames: int | None = None  # stylize only the first N frames (None = all)
     device: Device = Device.auto  # auto = CUDA, then MPS, then CPU
     precision: Precision = Precision.auto  # number format of the VGG convolutions
@@ -126,7 +128,7 @@ class Config:
             except ValueError:
                 choices = ", ".join(member.value for member in kind)
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}") from None
-        _check_positive(self, "max_side", "first_iterations", "iterations", "style_scale", "stop_window", "passes")
+        _check_positive(self, "first_iterations", "iterations", "style_scale", "stop_window", "passes")
         if not 0 < self.coarse_scale < 1:
             raise ConfigError(f"coarse_scale must be between 0 and 1, got {self.coarse_scale}")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -148,8 +150,17 @@ class Config:
             raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
-        if self.max_side < 16:
+        if isinstance(self.max_side, str) and self.max_side != SOURCE:
+            raise ConfigError(f"max_side must be a number of pixels or '{SOURCE}', got {self.max_side!r}")
+        if isinstance(self.max_side, int) and self.max_side < 16:
             raise ConfigError(f"max_side must be at least 16 pixels, got {self.max_side}")
+        if self.coarse_side < 16:
+            raise ConfigError(f"coarse_side must be at least 16 pixels, got {self.coarse_side}")
+
+    @property
+    def working_side(self) -> int | None:
+        """The long side frames are resized to, in pixels; None keeps the input's size."""
+        return None if self.max_side == SOURCE else self.max_side
 
 
 def _check_positive(config: Config, *names: str) -> None:
@@ -201,10 +212,15 @@ def _coerce(source: str, key: str, value: Any, hint: Any) -> Any:
     """Check `value` against the field's type hint, converting where TOML cannot say it (enums, tuples)."""
     wrong = ConfigError(f"{source}: key '{key}' has the wrong type ({type(value).__name__}: {value!r})")
     args = typing.get_args(hint)
-    if isinstance(hint, types.UnionType):  # X | None
-        if value is None:
+    if isinstance(hint, types.UnionType):  # X | None, int | str
+        if value is None and type(None) in args:
             return None
-        return _coerce(source, key, value, next(a for a in args if a is not type(None)))
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(source, key, value, arg)
+            except ConfigError:
+                continue
+        raise wrong
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:
             return hint(value.value if isinstance(value, enum.Enum) else value)

@@ -27,7 +27,7 @@ from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
 from .run import _check_output
-from .sequence import coarse_size, flow_and_mask, prepare_session, read_styles
+from .sequence import flow_and_mask, ladder, prepare_session, read_styles
 
 # The settings a sheet can vary: those that change how one frame looks.
 VARY_KEYS = ("style_weight", "content_weight", "tv_weight", "style_scale", "preserve_colors", "first_iterations",
@@ -133,7 +133,7 @@ def preview_sheet(
     if is_video:
         index, image = _pick_frame(content, small, frame, emit)
     else:
-        index, image = None, io.read_image(content, max_side=small.max_side)
+        index, image = None, io.read_image(content, max_side=small.working_side)
     for combo in combos:
         read_styles(dataclasses.replace(small, **combo), styles, long_side=max(image.shape[:2]))
 
@@ -181,12 +181,12 @@ def _pick_frame(content: Path, config: Config, frame: int | None, emit: Callback
     if frame is not None:
         if frame < 0 or (info.n_frames and frame >= info.n_frames):
             raise InputError(f"{content}: --frame {frame} is outside the video (frames 0 to {(info.n_frames or 1) - 1})")
-        for index, decoded in enumerate(io.read_video(content, max_side=config.max_side, max_frames=frame + 1)):
+        for index, decoded in enumerate(io.read_video(content, max_side=config.working_side, max_frames=frame + 1)):
             if index == frame:
                 return index, decoded.image
         raise InputError(f"{content}: --frame {frame} is past the last frame that decodes ({index})")
     frames = []
-    for decoded in io.read_video(content, max_side=config.max_side, max_frames=MAX_SCAN):
+    for decoded in io.read_video(content, max_side=config.working_side, max_frames=MAX_SCAN):
         if frames and _is_cut(frames[-1], decoded.image, config):
             break
         frames.append(decoded.image)
@@ -208,12 +208,12 @@ def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | 
     is_video = frame is not None
     if is_video:
         info = io.probe_video(content)
-        image = next(f.image for i, f in enumerate(io.read_video(content, max_side=config.max_side)) if i == frame)
+        image = next(f.image for i, f in enumerate(io.read_video(content, max_side=config.working_side)) if i == frame)
         n_frames = min(info.n_frames or 1, config.max_frames or info.n_frames or 1)
     else:
-        image, n_frames = io.read_image(content, max_side=config.max_side), 1
+        image, n_frames = io.read_image(content, max_side=config.working_side), 1
     height, width = image.shape[:2]
-    session = prepare_session(config, styles[:1], long_side=max(height, width))
+    session = prepare_session(config, styles[:1], size=(height, width))
     frame_tensor = io.to_tensor(image).to(session.device)
     step = iteration_step(session.model, frame_tensor, Targets(content_targets(session.model, frame_tensor, config),
                                                               session.grams), config)
@@ -223,14 +223,15 @@ def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | 
         float(step().detach())  # reads the loss back: the device has finished the iteration
         times.append(time.perf_counter() - start)
     per_iteration = statistics.median(times[1:])
-    coarse = coarse_size((height, width), config) if config.coarse_to_fine else None
-    coarse_cost = (coarse[0] * coarse[1]) / (height * width) if coarse else 0.0
-    first = config.first_iterations * (1 + coarse_cost)
+    rungs = ladder((height, width), config)[:-1]
+    rungs_cost = sum(rung[0] * rung[1] for rung in rungs) / (height * width)
+    first = config.first_iterations * (1 + rungs_cost)
     later = (n_frames - 1) * config.iterations + (config.passes - 1) * n_frames * config.iterations
     rests_on = (
         f"{per_iteration:.2f} s per iteration measured now at {width}x{height} on {session.device} "
         f"x the iteration budgets: {config.first_iterations} on the first frame"
-        + (f" plus {config.first_iterations} at the coarse scale (counted at {coarse_cost:.2f} of the cost)" if coarse else "")
+        + (f" plus {config.first_iterations} on each of {len(rungs)} smaller rungs of the ladder (counted at "
+           f"{rungs_cost:.2f} of the cost together)" if rungs else "")
         + (f", {config.iterations} on each of the {n_frames - 1} later frames" if n_frames > 1 else "")
         + (f", {config.iterations} per frame in each of {config.passes - 1} later passes" if config.passes > 1 else "")
         + f"; an upper bound: early stopping (stop_tolerance {config.stop_tolerance:g})"

@@ -51,14 +51,15 @@ def stylize_image(
 ) -> Summary:
     """Stylize one image and write it to `output`, in the format its suffix names.
 
-    It runs at most `config.first_iterations` iterations per scale: with coarse-to-fine, once at
-    the coarse size and once at full size. Every output is checked before any work.
+    It runs at most `config.first_iterations` iterations per rung of its ladder (`sequence.ladder`:
+    with coarse-to-fine, from about `coarse_side` up to the working size). Every output is checked
+    before any work.
     """
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
     io.check_image_suffix(output)
     _check_stats(stats, inputs=[content, *styles], outputs=[output])
     select_device(config.device)
-    frame = io.read_image(content, max_side=config.max_side)
+    frame = io.read_image(content, max_side=config.working_side)
     job = _Job(output, lambda _, image: io.write_image(output, image), n_frames=1)
     return _finish(_run([frame], styles, config, job, callback), stats, None, keep_frames=False)
 
@@ -110,7 +111,7 @@ def stylize_frames(
     notices += _device_notice(checkpoint, progress, device)
     # The frames are written by the checkpoint (its PNGs), and moved into place at the end.
     job = _Job(output_dir, lambda index, image: None, len(paths), checkpoint, progress, notices, replay_writes=False)
-    summary = _run(io.read_frames(paths, max_side=config.max_side), styles, config, job, callback)
+    summary = _run(io.read_frames(paths, max_side=config.working_side), styles, config, job, callback)
     _collect(checkpoint, targets[: summary.n_frames], keep=keep_frames)
     return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
@@ -120,21 +121,23 @@ def stylize_video(
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
     resume: bool = False, keep_frames: bool = False,
 ) -> Summary:
-    """Stylize a video into an H.264 MP4, keeping each frame's timestamp and the audio.
+    """Stylize a video, keeping each frame's timestamp and the audio, in the format the output's
+    suffix picks (`io.FORMATS`: .mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1, .webm VP9).
 
     Finished frames are checkpointed in `<output>.parts/`; `resume` continues an interrupted run.
     """
     info = io.probe_video(content)
     output = output or io.default_output(content)
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    chosen = io.output_format(output)
     _check_stats(stats, inputs=[content, *styles], outputs=[output])
     device = select_device(config.device)
     checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles], device), keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
-    width, height = io.fit_size(info.width, info.height, config.max_side, even=True)
+    width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
     read_styles(config, styles, long_side=max(width, height))  # fail on a style before decoding
     n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
-    frames = io.read_video(content, max_side=config.max_side, max_frames=config.max_frames)
+    frames = io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)
     first = next(frames)  # decodes before the model loads, so a broken file fails fast
     pts = [first.pts]
 
@@ -153,7 +156,7 @@ def stylize_video(
         job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress, notices)
         summary = _run(images(), styles, config, job, callback)
     if callback is not None:
-        callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec)))
+        callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec, chosen)))
         if frames.error:
             callback(Notice(f"warning: {frames.error}; {summary.n_frames} frame(s) were stylized"))
         elif frames.lost:
@@ -165,7 +168,7 @@ def stylize_video(
 def _check_frames(paths: list[Path], styles: list[Path], config: Config, emit: Callback) -> list[Path]:
     """Decode every frame once (reporting `FramesChecked`), and the styles at the frames' size,
     before any work; returns the frames that will be resized to the first one's size."""
-    frames = io.read_frames(paths, max_side=config.max_side)
+    frames = io.read_frames(paths, max_side=config.working_side)
     for done, frame in enumerate(frames, start=1):
         if done == 1:
             read_styles(config, styles, long_side=max(frame.shape[:2]))
@@ -204,10 +207,10 @@ def _collect(checkpoint: Checkpoint, targets: list[Path], *, keep: bool) -> None
                           f"({error.strerror or error}); they are kept in {checkpoint.folder}") from None
 
 
-def _audio_notice(mode: str, codec: str | None) -> str:
+def _audio_notice(mode: str, codec: str | None, chosen: io.OutputFormat) -> str:
     return {
         "copied": f"audio: {codec} stream copied without re-encoding",
-        "transcoded": f"audio: {codec} cannot be stored in MP4, transcoded to AAC",
+        "transcoded": f"audio: {codec} cannot be stored in {chosen.name}, transcoded to {chosen.audio_name}",
     }.get(mode, "audio: the input has no audio stream")
 
 
@@ -243,7 +246,7 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
             raise ConfigError(f"{job.output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
                               f"VGG-19 needs at least {minimum_side(config)} px on the short side; "
                               "use a larger --max-side")
-        session = prepare_session(config, styles, long_side=max(height, width))
+        session = prepare_session(config, styles, size=(height, width))
         if job.resume.rng is not None:
             torch.set_rng_state(job.resume.rng)  # after the seeding in prepare_session
         for notice in job.notices:

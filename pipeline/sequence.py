@@ -35,10 +35,12 @@ class Session:
     device: torch.device
     model: VGG19
     grams: dict[str, torch.Tensor]
-    coarse_grams: dict[str, torch.Tensor] | None = None  # the style at the coarse pass's size
-    # The style images on the device (1, 3, H, W) each, at full and coarse size, for `shot_session`.
+    # The style Grams of each rung below the working size, keyed by the rung's (height, width).
+    rung_grams: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict)
+    # The style images on the device, (1, 3, H, W) each, at the working size and at each rung (None
+    # where one would be too small for the network there), for `shot_session`.
     styles: tuple[torch.Tensor, ...] = ()
-    coarse_styles: tuple[torch.Tensor, ...] | None = None
+    rung_styles: dict[tuple[int, int], tuple[torch.Tensor, ...] | None] = field(default_factory=dict)
 
 
 def select_device(choice: Device | str) -> torch.device:
@@ -83,54 +85,66 @@ def _layer_index(name: str) -> int:
     return LAYER_NAMES.index(name)
 
 
-def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Session:
+def prepare_session(config: Config, styles: list[Path], *, size: tuple[int, int]) -> Session:
     """Pick the device, read and check the styles, load the VGG truncated at the deepest layer used,
-    and compute style Grams. Everything that can fail without the model fails before it loads."""
+    and compute style Grams for frames of `size` (height, width) and for each rung of their ladder.
+    Everything that can fail without the model fails before it loads."""
     if config.style_blend and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     torch.manual_seed(config.seed)
     device = select_device(config.device)
-    full, coarse = read_styles(config, styles, long_side=long_side)
+    full = read_styles(config, styles, long_side=max(size))
     model = load_model(config, device)
 
-    full_styles = tuple(io.to_tensor(image).to(device) for image in full)
-    coarse_styles = tuple(io.to_tensor(image).to(device) for image in coarse) if coarse else None
-    return _with_grams(Session(config, device, model, {}, None, full_styles, coarse_styles), full_styles, coarse_styles)
+    def on_device(images: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
+        return tuple(io.to_tensor(image).to(device) for image in images)
+
+    rung_styles = {}
+    for rung in ladder(size, config)[:-1]:
+        images = _styles_at(config, styles, long_side=max(rung))
+        rung_styles[rung] = on_device(images) if images is not None else None
+    session = Session(config, device, model, {}, {}, on_device(full), rung_styles)
+    return _with_grams(session, session.styles, rung_styles)
 
 
-def _with_grams(session: Session, styles: tuple[torch.Tensor, ...], coarse: tuple[torch.Tensor, ...] | None) -> Session:
-    """`session` with the Grams of `styles` (and `coarse`, its coarse-pass versions)."""
+def _with_grams(session: Session, styles: tuple[torch.Tensor, ...],
+                rung_styles: dict[tuple[int, int], tuple[torch.Tensor, ...] | None]) -> Session:
+    """`session` with the Grams of `styles` at the working size and of `rung_styles` at each rung."""
     config = session.config
 
     def grams_at(images: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         return style_grams(session.model, list(images), config.style_blend, config)
 
-    # The coarse pass sees the style at its own scale, so strokes keep their size relative to the
-    # frame; a style image too narrow for that keeps its full-size Grams.
-    full_grams = grams_at(styles)
-    coarse_grams = (grams_at(coarse) if coarse else full_grams) if config.coarse_to_fine else None
-    return dataclasses.replace(session, grams=full_grams, coarse_grams=coarse_grams)
+    # Each rung sees the style at its own scale, so strokes keep their size relative to the frame;
+    # a rung where a style image would be too narrow for that keeps the Grams of the rung above.
+    grams = above = grams_at(styles)
+    rung_grams = {}
+    for rung in sorted(rung_styles, key=max, reverse=True):
+        images = rung_styles[rung]
+        rung_grams[rung] = above = grams_at(images) if images is not None else above
+    return dataclasses.replace(session, grams=grams, rung_grams=rung_grams)
 
 
 def shot_session(session: Session, first: torch.Tensor) -> Session:
     """The session with the style Grams for a shot whose first frame is `first` (1, 3, H, W).
 
-    With `preserve_colors` the style is first mapped to that frame (`color.style_for`): once per
-    shot, so the target does not change under a running chain. Without, `session` itself.
+    With `preserve_colors` the style is first mapped to that frame (`color.style_for`), at every
+    rung: once per shot, so the target does not change under a running chain. Without, `session`.
     """
     mode = session.config.preserve_colors
     if mode == PreserveColors.none:
         return session
-    styles = tuple(color.style_for(mode, style, first) for style in session.styles)
-    coarse = tuple(color.style_for(mode, style, first) for style in session.coarse_styles) if session.coarse_styles else None
-    return _with_grams(session, styles, coarse)
+
+    def mapped(images: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return tuple(color.style_for(mode, style, first) for style in images)
+
+    rung_styles = {rung: mapped(images) if images is not None else None for rung, images in session.rung_styles.items()}
+    return _with_grams(session, mapped(session.styles), rung_styles)
 
 
-def read_styles(config: Config, styles: list[Path], *, long_side: int
-                ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """The style images, uint8 (H, W, 3), at the size the run uses them (long side `style_scale`
-    times the frames' `long_side`), and at the coarse pass's size (None if any would be too small
-    there, or coarse-to-fine is off).
+def read_styles(config: Config, styles: list[Path], *, long_side: int) -> list[np.ndarray]:
+    """The style images, uint8 (H, W, 3), at the size the run uses them: long side `style_scale`
+    times the frames' `long_side`.
 
     Raises:
         InputError: a style cannot be read, or its short side would be under what VGG-19 needs.
@@ -143,14 +157,15 @@ def read_styles(config: Config, styles: list[Path], *, long_side: int
                 f"{path}: the style would be {width}x{height} px here (long side {side} px: --style-scale "
                 f"{config.style_scale:g} of the frames' {long_side} px), but VGG-19 needs at least "
                 f"{minimum_side(config)} px on the short side; use a larger --style-scale or --max-side")
-    full = [io.read_image(path, max_side=side) for path in styles]
-    if not config.coarse_to_fine:
-        return full, None
+    return [io.read_image(path, max_side=side) for path in styles]
+
+
+def _styles_at(config: Config, styles: list[Path], *, long_side: int) -> list[np.ndarray] | None:
+    """The style images for a rung whose long side is `long_side`; None if one would be too small."""
     try:
-        coarse = [io.read_image(path, max_side=max(1, round(side * config.coarse_scale))) for path in styles]
-    except InputError:  # too small to read at that size
-        return full, None
-    return full, (coarse if min(min(image.shape[:2]) for image in coarse) >= minimum_side(config) else None)
+        return read_styles(config, styles, long_side=long_side)
+    except InputError:
+        return None
 
 
 def load_model(config: Config, device: torch.device) -> VGG19:
@@ -308,35 +323,53 @@ def _with_flow(config: Config, frames: Iterable[np.ndarray], earlier: list[np.nd
 
 
 def start_shot(session: Session, content: torch.Tensor, targets: Targets, index: int, emit: Callback) -> FrameResult:
-    """The first frame of a shot, from its content; coarse-to-fine when the session has coarse Grams.
+    """The first frame of a shot, from its content, climbing the ladder of `ladder` sizes.
 
-    The coarse pass optimises the frame at `coarse_scale` of its size, where an iteration costs
-    about coarse_scale**2 as much and large structures settle in fewer iterations; its result,
-    upsampled, starts the full-size pass, as Gatys et al. 2017 ("Controlling Perceptual Factors in
-    Neural Style Transfer") do for high resolutions.
-    Each pass stops at `first_iterations` or earlier by `stop_tolerance`; the record counts both.
+    Each rung optimises the frame at its size, where an iteration costs about the square of the
+    rung's share of the working size and large structures settle in fewer iterations; its result,
+    upsampled, starts the next rung, as Gatys et al. 2017 ("Controlling Perceptual Factors in
+    Neural Style Transfer") do for high resolutions. Each rung stops at `first_iterations` or
+    earlier by `stop_tolerance`; the record counts every rung's iterations.
     """
     config, model = session.config, session.model
-    size = coarse_size(content.shape[-2:], config) if session.coarse_grams is not None else None
-    budget = config.first_iterations * (2 if size else 1)
+    size = tuple(content.shape[-2:])
+    rungs = ladder(size, config)
+    budget = config.first_iterations * len(rungs)
     emit(FrameStarted(index, budget))
-    init, done = content, 0
-    if size:
-        small = F.interpolate(content, size=size, mode="bilinear", antialias=True, align_corners=False)
-        small_targets = Targets(content_targets(model, small, config), session.coarse_grams)
-        coarse = stylize_frame(model, small, small_targets, config=config, n_iters=config.first_iterations,
-                               callback=_offset(emit, 0, budget))
-        init = F.interpolate(coarse.image, size=content.shape[-2:], mode="bilinear", align_corners=False)
-        done = coarse.iterations
-    result = stylize_frame(model, init, targets, config=config, n_iters=config.first_iterations,
-                           callback=_offset(emit, done, budget))
-    return dataclasses.replace(result, iterations=result.iterations + done)
+    result, done = None, 0
+    for rung in rungs:
+        if rung == size:
+            scaled, rung_targets = content, targets
+        else:
+            scaled = F.interpolate(content, size=rung, mode="bilinear", antialias=True, align_corners=False)
+            rung_targets = Targets(content_targets(model, scaled, config), session.rung_grams[rung])
+        # Warm start: the rung below, upsampled (bilinear: its strokes are enlarged, not resharpened).
+        init = scaled if result is None else F.interpolate(result.image, size=rung, mode="bilinear",
+                                                           align_corners=False)
+        result = stylize_frame(model, init, rung_targets, config=config, n_iters=config.first_iterations,
+                               callback=_offset(emit, done, budget))
+        done += result.iterations
+    return dataclasses.replace(result, iterations=done)
 
 
-def coarse_size(size: tuple[int, int], config: Config) -> tuple[int, int] | None:
-    """(height, width) of the coarse pass, or None where it would be too small for the network."""
-    height, width = (max(1, round(side * config.coarse_scale)) for side in size)
-    return (height, width) if min(height, width) >= minimum_side(config) else None
+def ladder(size: tuple[int, int], config: Config) -> list[tuple[int, int]]:
+    """The (height, width) of each rung a shot's first frame climbs, smallest first, ending at `size`.
+
+    Below `size` come sizes `coarse_scale`, `coarse_scale`**2 ... of it (each side rounded): the
+    first of them always (the coarse pass at 512 px), the next ones while the smallest rung so far
+    is longer than `coarse_side`. With the defaults (halving, 256 px): 512 px climbs 256, 512;
+    1024 px climbs 256, 512, 1024; 1920x1080 climbs 240, 480, 960, 1920 on the long side. A rung
+    whose short side would be under what the network needs (`minimum_side`) is left out, and so is
+    everything without `coarse_to_fine`.
+    """
+    rungs = [tuple(size)]
+    while config.coarse_to_fine and (len(rungs) == 1 or max(rungs[0]) > config.coarse_side):
+        factor = config.coarse_scale ** len(rungs)
+        rung = tuple(max(1, round(side * factor)) for side in size)
+        if min(rung) < minimum_side(config):
+            break
+        rungs.insert(0, rung)
+    return rungs
 
 
 def _offset(emit: Callback, done: int, total: int) -> Callback:

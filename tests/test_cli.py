@@ -84,6 +84,7 @@ def _bad_inputs(tmp_path: Path, style: Path) -> dict[str, tuple[list, str]]:
         "missing style": (["video", clip, "-s", tmp_path / "gone.png", "-o", tmp_path / "o2.mp4"], "gone.png"),
         "no out folder": (["video", clip, "-s", style, "-o", tmp_path / "no" / "o.mp4"], "does not exist"),
         "existing output": (["video", clip, "-s", style, "-o", tmp_path / "taken.mp4"], "already exists"),
+        "unsupported suffix": (["video", clip, "-s", style, "-o", tmp_path / "out.avi"], "out.avi: cannot write '.avi' videos"),
         "blend mismatch": (["video", clip, "-s", style, "--style-blend", "1", "--style-blend", "2",
                             "-o", tmp_path / "o3.mp4"], "--style-blend has 2 weights for 1 style image"),
         "bad config": (["video", clip, "-s", style, "-c", tmp_path / "notes.mp4"], "notes.mp4"),
@@ -104,6 +105,28 @@ def test_every_bad_input_gives_one_line_exit_2_and_no_output(tmp_path, style):
         assert "Traceback" not in result.output
     assert _digest(tmp_path) == before  # nothing written, nothing changed, no partial output
     assert not (tmp_path / "f").exists()
+
+
+def test_webm_output_is_vp9_with_opus_audio_and_says_so(tmp_path, style):
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2)
+    result = _invoke("video", clip.path, "-s", style, *FAST, "-o", tmp_path / "out.webm")
+    assert result.exit_code == 0, result.output
+    with av.open(str(tmp_path / "out.webm")) as container:
+        codecs = [stream.codec_context.name for stream in container.streams]
+        times = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
+    assert codecs == ["vp9", "opus"]
+    assert times == pytest.approx([float(p * clip.time_base) for p in clip.pts], abs=1e-3)
+    assert "audio: aac cannot be stored in WebM, transcoded to Opus" in result.output
+
+
+@pytest.mark.parametrize("value", ["big", "8", "1.5"])
+def test_a_bad_max_side_is_one_line(tmp_path, style, value):
+    content = tmp_path / "in.png"
+    make_image(content)
+    result = _invoke("image", content, "-s", style, "-o", tmp_path / "out.png", "--max-side", value)
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error:") and "max" in result.output and value in result.output
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_debug_shows_the_exception(tmp_path, style):

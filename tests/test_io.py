@@ -17,12 +17,14 @@ from conftest import NTSC, Clip, blob_frames, make_audio, make_image, make_video
 from PIL import Image
 from stylereel.pipeline.errors import InputError, OutputError
 from stylereel.pipeline.io import (
+    FORMATS,
     IMAGE_SUFFIXES,
     VideoWriter,
     default_output,
     fit_size,
     list_frames,
     natural_key,
+    output_format,
     probe_video,
     read_frames,
     read_image,
@@ -589,3 +591,82 @@ def test_writer_rejects_bad_arguments(tmp_path: Path) -> None:
         with VideoWriter(tmp_path / "out.mp4", width=16, height=16, **PAL_TIMING) as writer:
             writer.write(np.zeros((8, 8, 3), np.uint8), 0)
     assert folder_listing(tmp_path) == []
+
+
+# --- output formats by suffix ---------------------------------------------------------------------
+
+
+def stream_facts(path: Path) -> tuple[str, str, str | None, str | None]:
+    """Video codec, pixel format and profile, and the audio codec (None without audio)."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0].codec_context
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        return video.name, video.pix_fmt, video.profile, audio
+
+
+@pytest.mark.parametrize("suffix, codec, pix_fmt, audio, mode", [
+    (".mp4", "h264", "yuv420p", "aac", "copied"),
+    (".mov", "prores", "yuv422p10le", "aac", "copied"),
+    (".mkv", "ffv1", "bgr0", "aac", "copied"),
+    (".webm", "vp9", "yuv420p", "opus", "transcoded"),  # WebM takes no AAC
+])
+def test_writer_suffix_picks_codec_pixel_format_and_audio(
+    clip: Clip, tmp_path: Path, suffix: str, codec: str, pix_fmt: str, audio: str, mode: str
+) -> None:
+    target = tmp_path / f"out{suffix}"
+    writer = copy_clip(clip.path, target)
+    assert writer.audio_mode == mode and writer.n_written == 4
+    assert stream_facts(target)[0:2] == (codec, pix_fmt) and stream_facts(target)[3] == audio
+    pts, time_base, frames = read_back(target)
+    # Matroska and WebM keep milliseconds; MP4 and MOV the input's 1/30000 s. Matroska cannot store
+    # the negative start of copied AAC (its 1024-sample encoder delay), so its muxer shifts every
+    # stream by that much: the frames keep their spacing and their place against the sound.
+    shift = times(pts, time_base)[0] - times(clip.pts, clip.time_base)[0]
+    assert shift == (Fraction(23, 1000) if suffix == ".mkv" else 0)  # 1024 / 44100 s, in ms
+    shown = [float(time - shift) for time in times(pts, time_base)]
+    assert shown == pytest.approx([float(time) for time in times(clip.pts, clip.time_base)], abs=1e-3)
+    assert len(frames) == 4 and frames[0].shape == (32, 48, 3)
+    decoded = list(read_video(clip.path, max_side=None))
+    assert all(mean_error(frame, source.image) < 3 for frame, source in zip(frames, decoded))
+    duration = Fraction(4) / NTSC
+    assert abs(audio_samples(target)[1] - duration * 44100) <= 2048 + 1024 * (mode == "copied")
+    assert folder_listing(tmp_path) == ["clip.mp4", f"out{suffix}"]
+
+
+def test_writer_mov_is_prores_hq_and_mkv_is_lossless(clip: Clip, tmp_path: Path) -> None:
+    copy_clip(clip.path, tmp_path / "out.mov", audio=False)
+    assert stream_facts(tmp_path / "out.mov")[2] == "HQ"
+    copy_clip(clip.path, tmp_path / "out.mkv", audio=False)
+    decoded = [frame.image for frame in read_video(clip.path, max_side=None)]
+    assert all(np.array_equal(frame, source) for frame, source in zip(read_back(tmp_path / "out.mkv")[2], decoded))
+
+
+@pytest.mark.parametrize("suffix, audio", [(".mov", "pcm_s16le"), (".mkv", "pcm_s16le"), (".webm", "opus"),
+                                           (".mp4", "aac")])
+def test_writer_pcm_source_audio_per_container(tmp_path: Path, suffix: str, audio: str) -> None:
+    clip = make_video(tmp_path / "camera.mov", codec="png", audio_codec="pcm_s16le")
+    writer = copy_clip(clip.path, tmp_path / f"out{suffix}")
+    assert writer.audio_mode == ("copied" if audio == "pcm_s16le" else "transcoded")
+    codec, n_samples = audio_samples(tmp_path / f"out{suffix}")
+    duration = Fraction(len(clip.frames)) / NTSC
+    assert codec == audio and abs(n_samples - duration * 44100 * (48000 / 44100 if audio == "opus" else 1)) <= 2048
+
+
+@pytest.mark.parametrize("name", ["out.avi", "out.MP4.gif", "out"])
+def test_writer_refuses_an_unsupported_suffix(tmp_path: Path, name: str) -> None:
+    with pytest.raises(OutputError, match=r"cannot write '.*' videos; the suffix picks the format: \.mp4 \(H\.264\)"):
+        VideoWriter(tmp_path / name, width=16, height=16, **PAL_TIMING)
+    assert folder_listing(tmp_path) == []
+
+
+def test_output_suffix_is_case_blind_and_every_encoder_is_available() -> None:
+    assert output_format(Path("a.MOV")) == FORMATS[".mov"]
+    for chosen in FORMATS.values():
+        assert chosen.codec in av.codecs_available and chosen.audio_codec in av.codecs_available
+
+
+def test_a_missing_encoder_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(av, "codecs_available", av.codecs_available - {"prores_ks"})
+    with pytest.raises(OutputError, match=r"out\.mov: this PyAV build has no prores_ks encoder for \.mov outputs"):
+        output_format(tmp_path / "out.mov")
+    assert output_format(tmp_path / "out.mp4") == FORMATS[".mp4"]

@@ -66,17 +66,18 @@ def test_histogram_grams_come_from_the_style_mapped_to_the_first_frame_of_each_s
         io.write_image(folder / f"{name}.png", frame)
     summary = run.stylize_frames(folder, styles, tmp_path / "out", replace(TINY, preserve_colors="histogram", passes=2))
     assert [f.scene_cut for f in summary.frames] == [False, False, True, False]
-    # Per pass, two shots x two styles x (full, coarse) sizes, each mapped to its shot's first frame
+    # Per pass, two shots x two styles x the ladder's sizes, each mapped to its shot's first frame
     # only; the second pass runs backward, so it meets the second shot first.
-    assert len(seen) == 16
+    per_shot = 2 * len(sequence.ladder((24, 32), TINY))
+    assert len(seen) == 4 * per_shot
     order = [first, cut, cut, first]
     for number, shot in enumerate(order):
-        assert all(torch.equal(c, io.to_tensor(shot)) for c in seen[4 * number : 4 * number + 4])
+        assert all(torch.equal(c, io.to_tensor(shot)) for c in seen[per_shot * number : per_shot * (number + 1)])
 
 
 def test_histogram_shot_session_matches_grams_of_the_recoloured_style(styles):
     config = replace(TINY, preserve_colors="histogram", coarse_to_fine=False)
-    session = sequence.prepare_session(config, styles, long_side=32)
+    session = sequence.prepare_session(config, styles, size=(24, 32))
     frame = io.to_tensor(_texture(24, 32, 3))
     shot = sequence.shot_session(session, frame)
     expected = sequence.style_grams(session.model, [color.match_colors(s, frame).clamp(0, 1) for s in session.styles],

@@ -207,6 +207,42 @@ def test_first_frame_of_a_shot_goes_coarse_to_fine(tmp_path, style, monkeypatch)
     assert [frame.iterations for frame in plain.frames] == [4, 2]
 
 
+def test_ladder_climbs_each_rung_from_the_one_below_with_grams_once_per_rung(tmp_path, style, monkeypatch):
+    calls = _record_inits(monkeypatch)
+    grams_calls = []
+    original_grams = sequence.style_grams
+
+    def count_grams(model, styles, blend, config):
+        grams_calls.append(tuple(styles[0].shape[-2:]))
+        return original_grams(model, styles, blend, config)
+
+    monkeypatch.setattr(sequence, "style_grams", count_grams)
+    clip = make_video(tmp_path / "c.mkv", codec="ffv1", with_audio=False, n_frames=2, size=(128, 96))
+    # coarse_side 32: 128 px climbs 32, 64, 128; cut_threshold 0 makes frame 2 start a shot too.
+    config = replace(TINY, max_side=128, coarse_side=32, stop_tolerance=0.0, first_iterations=2, cut_threshold=0.0)
+    summary = run.stylize_video(clip.path, [style], tmp_path / "o.mp4", config)
+    rungs = [(24, 32), (48, 64), (96, 128)]
+    assert [init.shape[-2:] for init, _, _ in calls] == rungs * 2
+    for below, above in zip(calls[:2], calls[1:3]):
+        upsampled = torch.nn.functional.interpolate(below[1].image, size=above[0].shape[-2:], mode="bilinear",
+                                                    align_corners=False)
+        assert torch.equal(above[0], upsampled)  # each rung starts from the result of the one below
+    assert [frame.scene_cut for frame in summary.frames] == [False, True]
+    assert [frame.iterations for frame in summary.frames] == [2 * 3, 2 * 3]
+    # One set of Grams per rung for the whole run, each from the style scaled like the rung's frame.
+    assert len(grams_calls) == 3 and len({shape for shape in grams_calls}) == 3
+    assert calls[0][2].grams is not calls[2][2].grams and calls[0][2].grams is calls[3][2].grams
+
+
+def test_max_side_source_keeps_the_inputs_size(tmp_path, style):
+    clip = make_video(tmp_path / "clip.mp4", size=(96, 64), n_frames=2)
+    config = replace(TINY, max_side="source", first_iterations=2)
+    summary = run.stylize_video(clip.path, [style], tmp_path / "out.mp4", config)
+    frames, _, kinds = _decode(tmp_path / "out.mp4")
+    assert (summary.width, summary.height) == (96, 64) and [f.shape for f in frames] == [(64, 96, 3)] * 2
+    assert kinds == ["video", "audio"]
+
+
 def test_stats_report_iterations_run_and_time_per_stage(tmp_path, style):
     folder = tmp_path / "still"
     folder.mkdir()
@@ -456,6 +492,6 @@ def test_style_scale_sets_the_size_the_style_is_used_at(tmp_path, style, monkeyp
     monkeypatch.setattr(io, "read_image", spy)
     content = tmp_path / "in.png"
     make_image(content, size=(48, 32))
-    run.stylize_image(content, [style], tmp_path / "out.png", replace(TINY, style_scale=2.0))
-    # Content at 32 px: the style's long side is 64 px, and 32 px for the coarse pass (the style is 48x48).
-    assert read == [(64, 64), (32, 32)]
+    run.stylize_image(content, [style], tmp_path / "out.png", replace(TINY, style_scale=2.0, max_side=64))
+    # Content at 64 px: the style's long side is 128 px, and 64 px for the ladder's 32 px rung (the style is 48x48).
+    assert read == [(128, 128), (64, 64)]

@@ -8,22 +8,15 @@ from __future__ import annotations
 
 from .frames import IMAGE_SUFFIXES, FolderFrames, list_frames, natural_key, read_frames
 from .image import check_image_suffix, fit_size, image_size, read_image, temp_beside, to_array, to_tensor, write_image
-from .video import (
-    AUDIO_MODES,
-    VideoFrame,
-    VideoFrames,
-    VideoInfo,
-    VideoWriter,
-    default_output,
-    probe_video,
-    read_video,
-    upright,
-)
+from .decode import VideoFrame, VideoFrames, VideoInfo, probe_video, read_video, upright
+from .encode import AUDIO_MODES, FORMATS, OutputFormat, VideoWriter, default_output, output_format
 
 __all__ = [
     "AUDIO_MODES",
+    "FORMATS",
     "IMAGE_SUFFIXES",
     "FolderFrames",
+    "OutputFormat",
     "VideoFrame",
     "VideoFrames",
     "VideoInfo",
@@ -34,6 +27,7 @@ __all__ = [
     "image_size",
     "list_frames",
     "natural_key",
+    "output_format",
     "probe_video",
     "read_frames",
     "read_image",
