@@ -45,11 +45,21 @@ class FrameDone:
 
 
 @dataclass(frozen=True)
+class TasksChanged:
+    """A Ray run's tasks (shots or chunks of shots): running, submitted but waiting, not yet submitted."""
+
+    running: int
+    queued: int
+    waiting: int  # planned, not yet submitted (backpressure)
+    workers: int  # tasks the cluster can run at once
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the user should know that does not stop the run (skipped files, audio handling)."""
 
     text: str
 
 
-Event = RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | Notice
+Event = RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | TasksChanged | Notice
 Callback = Callable[[Event], None]

@@ -85,9 +85,15 @@ def prepare_session(config: Config, styles: list[Path], *, long_side: int) -> Se
     and compute style Grams. Everything that can fail without the model fails before it loads."""
     if config.style_blend and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
+    full, coarse = read_styles(config, styles, long_side=long_side)
+    return session_from_styles(config, full, coarse)
+
+
+def session_from_styles(config: Config, full: list[np.ndarray], coarse: list[np.ndarray] | None) -> Session:
+    """`prepare_session` from style images already read (`read_styles`): a Ray task gets them
+    through the object store instead of from files."""
     torch.manual_seed(config.seed)
     device = select_device(config.device)
-    full, coarse = read_styles(config, styles, long_side=long_side)
     model = load_model(config, device)
 
     def grams_at(images: list[np.ndarray]) -> dict[str, torch.Tensor]:
