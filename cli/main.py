@@ -20,10 +20,11 @@ from rich.markup import escape
 from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
+from stylereel.pipeline import shots as planning
 from stylereel.pipeline.config import Device, Flow, Init, Optimizer, Precision, load_config
 from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
-from .progress import ProgressView, print_bench, print_evaluation, print_phases, print_summary
+from .progress import ProgressView, print_bench, print_evaluation, print_phases, print_shots, print_summary
 
 app = typer.Typer(
     help="Paint videos, frame folders and images in the style of an artwork.",
@@ -68,6 +69,9 @@ LongTerm = Annotated[Optional[str], typer.Option(
     "--long-term", metavar="1,2,4", help="Also hold each frame to these earlier frames (long-term consistency).")]
 Passes = Annotated[Optional[int], typer.Option(
     "--passes", help="Passes over the video, alternating forward and backward (Ruder et al. 3.3).")]
+Ray = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS",
+    help="Run the shots as tasks on a Ray cluster: auto (RAY_ADDRESS / the running one), local, or HOST:PORT.")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -82,7 +86,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
-    "settle", "long_term", "passes",
+    "settle", "long_term", "passes", "ray",
 )
 
 
@@ -153,7 +157,7 @@ def video(
     seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
-    overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
+    ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Stylize a video into an H.264 MP4, keeping frame timing and audio."""
@@ -227,6 +231,27 @@ def evaluate(
         typer.echo(json.dumps(dataclasses.asdict(result)))
     else:
         print_evaluation(Console(), result)
+
+
+@app.command()
+def shots(
+    ctx: typer.Context,
+    content: Annotated[Path, typer.Argument(metavar="VIDEO", show_default=False, help="The video to plan.")],
+    config: ConfigPath = None, max_side: MaxSide = None, max_frames: MaxFrames = None, flow: FlowOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    debug: Debug = False,
+) -> None:
+    """List a video's shots (the cheap planning pass a --ray run makes: decode, flow, cut test; no VGG)."""
+    console = Console(stderr=True)
+    try:
+        settings = load_config(config, max_side=max_side, max_frames=max_frames, flow=flow)
+        plan = planning.plan_video(content, settings)
+    except StylereelError as error:
+        _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
+    if as_json:
+        typer.echo(json.dumps(planning.plan_summary(plan)))
+    else:
+        print_shots(Console(), plan)
 
 
 def _fail(console: Console, error: StylereelError, debug: bool, *, code: int = ERROR_EXIT) -> None:

@@ -198,7 +198,8 @@ def stylize_video_on_ray(
         todo = [chunk for chunk in chunks if chunk.first not in finished]
         video = io.read_video(content, max_side=config.max_side, max_frames=config.max_frames)
         try:
-            schedule(ray, _frames_of(todo, (frame.image for frame in video)), submit, store, emit, workers=workers)
+            schedule(ray, _frames_of(todo, (frame.image for frame in video)), submit, store, emit, workers=workers,
+                     total=len(todo))
         except KeyboardInterrupt:
             _stopped(checkpoint, finished, output)
         except _TaskFailed as failure:
@@ -225,8 +226,8 @@ class _TaskFailed(Exception):
 
 
 def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit: Callable[[Chunk, np.ndarray], Any],
-             store: Callable[[Chunk, dict], None], emit: Callback, *, workers: int) -> None:
-    """Run `tasks` (in video order, decoded lazily) with bounded memory, longest first.
+             store: Callable[[Chunk, dict], None], emit: Callback, *, workers: int, total: int) -> None:
+    """Run the `total` `tasks` (in video order, decoded lazily) with bounded memory, longest first.
 
     Backpressure: at most `workers` decoded tasks wait in the driver, and at most
     (1 + QUEUED_PER_WORKER) * `workers` are submitted and not yet stored; of the waiting ones the
@@ -237,7 +238,7 @@ def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit:
     waiting: list[tuple[int, int, Chunk, np.ndarray]] = []  # heap: longest first, then earliest
     in_flight: dict[Any, Chunk] = {}
     limit = (1 + QUEUED_PER_WORKER) * workers
-    more = True
+    more, submitted = True, 0
     try:
         while True:
             while more and len(waiting) < workers:
@@ -249,8 +250,9 @@ def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit:
             while waiting and len(in_flight) < limit:
                 _, _, chunk, frames = heapq.heappop(waiting)
                 in_flight[submit(chunk, frames)] = chunk
+                submitted += 1
             running = min(len(in_flight), workers)
-            emit(TasksChanged(running, len(in_flight) - running, len(waiting), workers))
+            emit(TasksChanged(running, len(in_flight) - running, total - submitted, workers))
             if not in_flight:
                 return
             [ready], _ = ray.wait(list(in_flight), num_returns=1)

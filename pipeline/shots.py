@@ -134,3 +134,10 @@ def split_shots(shots: list[Shot], *, max_chunk_frames: int, seam_frames: int) -
             following = bounds[k + 2] - bounds[k + 1] if k + 2 <= pieces else 0  # the next chunk's frames
             chunks.append(Chunk(number, bounds[k], bounds[k + 1] - 1, min(seam_frames, following)))
     return chunks
+
+
+def plan_summary(plan: Plan) -> dict:
+    """The plan as plain JSON-ready values: size, frames, seconds the pass took, and each shot."""
+    return {"width": plan.width, "height": plan.height, "n_frames": plan.n_frames, "seconds": round(plan.seconds, 3),
+            "shots": [{"first": shot.first, "last": shot.last, "start": round(shot.start, 6),
+                       "end": round(shot.end, 6), "n_frames": shot.n_frames} for shot in plan.shots]}
