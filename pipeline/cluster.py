@@ -59,7 +59,7 @@ def connect(address: str) -> Iterator[ModuleType]:
     """Join the Ray cluster at `address` ("auto": Ray's discovery and RAY_ADDRESS; HOST:PORT), or
     start a private one on this machine ("local"), and leave it at the end.
 
-    A "local" instance binds to 127.0.0.1 and starts no dashboard (and so no job server). A process
+    A "local" instance listens on 127.0.0.1 only and starts no dashboard (`init_local`). A process
     already connected to Ray (a notebook, the tests) keeps its connection. Token authentication is
     Ray's own: a new local instance enables it (Ray >= 2.52), joining a cluster uses RAY_AUTH_TOKEN
     or ~/.ray/auth_token when the cluster asks for one.
@@ -71,10 +71,11 @@ def connect(address: str) -> Iterator[ModuleType]:
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address == "local":
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", **quiet)
+            init_local(ray, num_cpus=os.cpu_count(), **quiet)
         else:
             ray.init(address=address, **quiet)
+    except ClusterError:
+        raise
     except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError ... here
         raise ClusterError(f"--ray {address}: cannot {'start' if address == 'local' else 'join'} a Ray cluster "
                            f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
@@ -82,6 +83,29 @@ def connect(address: str) -> Iterator[ModuleType]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def init_local(ray: ModuleType, *, num_cpus: int | None, **options: Any) -> None:
+    """Start a private Ray on this machine that listens on 127.0.0.1 only, with no dashboard (and so
+    no job server). `options` go to `ray.init`.
+
+    `ray.init` swaps a loopback `_node_ip_address` for the machine's outward address, and Ray's
+    servers then listen on every interface; the swap is held off while Ray starts, and the node's
+    address checked after: ClusterError (and no Ray left running) if it is not 127.0.0.1.
+    """
+    services = ray._private.services
+    resolve = services.resolve_ip_for_localhost
+    services.resolve_ip_for_localhost = lambda host: host
+    try:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 **options)
+    finally:
+        services.resolve_ip_for_localhost = resolve
+    addresses = {node["NodeManagerAddress"] for node in ray.nodes()}
+    if addresses != {"127.0.0.1"}:
+        ray.shutdown()
+        raise ClusterError(f"--ray local: Ray {ray.__version__} would listen on {', '.join(sorted(addresses))}, "
+                           "not only on 127.0.0.1; start a cluster yourself and use --ray auto")
 
 
 def placement(ray: ModuleType, config: Config) -> tuple[dict[str, Any], int]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import make_shots_clip
 from stylereel.cli.main import app
-from stylereel.pipeline import io, run
+from stylereel.pipeline import cluster, io, run
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ClusterError, Interrupted
 from stylereel.pipeline.events import FrameDone, Notice, TasksChanged
@@ -24,7 +24,6 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.
 
 TINY = Config(max_side=32, first_iterations=4, iterations=2, device="cpu", settle=False)
 SHOTS = (3, 4, 2)  # frames per shot of the test clip
-LOCAL_ONLY = {"include_dashboard": False, "_node_ip_address": "127.0.0.1", "log_to_driver": False}
 
 
 @pytest.fixture
@@ -77,17 +76,17 @@ def test_two_nodes_give_the_local_frames_even_when_a_worker_is_killed(tmp_path, 
     expected = _local(clip.path, style, tmp_path)
     marker = tmp_path / "killed"
     node = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
-    cluster = Cluster(initialize_head=True, head_node_args=node | {"include_dashboard": False})
+    nodes = Cluster(initialize_head=True, head_node_args=node | {"include_dashboard": False})
     try:
-        cluster.add_node(**node)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, _node_ip_address="127.0.0.1", log_to_driver=False,
+        nodes.add_node(**node)
+        nodes.wait_for_nodes()
+        ray.init(address=nodes.address, _node_ip_address="127.0.0.1", log_to_driver=False,
                  runtime_env={"worker_process_setup_hook": _kill_in_second_frame(str(marker))})
         output = tmp_path / "ray.mp4"
-        summary = run.stylize_video(clip.path, [style], output, replace(TINY, ray=cluster.address), keep_frames=True)
+        summary = run.stylize_video(clip.path, [style], output, replace(TINY, ray=nodes.address), keep_frames=True)
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        nodes.shutdown()
     assert marker.exists()  # a worker really died in the middle of a task ...
     assert max(task["retries"] for task in summary.tasks) >= 1  # ... and Ray ran that task again
     assert [(task["first"], task["last"]) for task in summary.tasks] == [(0, 2), (3, 6), (7, 8)]
@@ -134,7 +133,8 @@ def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
         if isinstance(event, FrameDone):
             raise KeyboardInterrupt
 
-    ray.init(num_cpus=1, runtime_env={"worker_process_setup_hook": _fail_once(str(armed))}, **LOCAL_ONLY)
+    cluster.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _fail_once(str(armed))},
+                       log_to_driver=False)
     try:
         with pytest.raises(Interrupted, match=r"after 1 task\(s\) \([234] frame\(s\)\).*--resume"):
             run.stylize_video(clip.path, [style], output, config, callback=interrupt)
