@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from .events import Callback, FrameDone, Notice, RunStarted, TasksChanged
 from .passes import stylize_passes
 from .sequence import Session, minimum_side, read_styles, session_from_styles
 from .shots import Chunk, Plan, plan_video, split_shots
+
+if TYPE_CHECKING:
+    from .run import Summary
 
 RETRIES = 3  # Ray reruns a task this often when its worker dies (killed process, lost node)
 QUEUED_PER_WORKER = 1  # tasks submitted beyond one running per worker, so none waits for the driver
@@ -163,7 +166,7 @@ def stylize_video_on_ray(
     content: Path, styles: list[Path], output: Path | None, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
     resume: bool = False, keep_frames: bool = False,
-):
+) -> Summary:
     """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`.
 
     Every check of the local path runs first; then the cluster is joined, the video planned, the
@@ -190,6 +193,8 @@ def stylize_video_on_ray(
     if min(width, height) < minimum_side(config):
         raise ConfigError(f"{output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
                           f"VGG-19 needs at least {minimum_side(config)} px on the short side; use a larger --max-side")
+    if config.style_blend and len(config.style_blend) != len(styles):
+        raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     full, coarse = read_styles(config, styles, long_side=max(width, height))
     checkpoint = Checkpoint(Checkpoint.beside(output), run._settings(config, [content, *styles], "ray"), keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
@@ -233,7 +238,11 @@ def stylize_video_on_ray(
                                "to continue") from None
         finally:
             video.close()
-    writer = _encode(checkpoint, chunks, plan, output, info, config)
+    try:
+        writer = _encode(checkpoint, chunks, plan, output, info, config)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while encoding; every frame is kept in {checkpoint.folder}, "
+                          "run the same command with --resume to encode them") from None
     emit(Notice(run._audio_notice(writer.audio_mode, info.audio_codec)))
     records = [FrameDone(**record) for first in sorted(finished) for record in finished[first]["records"]]
     tasks = [{key: value for key, value in finished[first].items() if key != "records"} for first in sorted(finished)]
