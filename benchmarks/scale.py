@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--frame-seconds", type=float, required=True, help="seconds for every later frame")
     parser.add_argument("--task-seconds", type=float, default=0.0, help="start-up seconds per task")
     parser.add_argument("--max-chunk-frames", type=int, default=240)
-    parser.add_argument("--seam-frames", type=int, default=8)
+    parser.add_argument("--seam-frames", type=int, default=24)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
     if args.shots:
