@@ -36,7 +36,8 @@ def measure(clip: Path, styles: list[Path], config, folder: Path) -> dict:
     guides = [frame.image for frame in io.read_video(clip, max_side=config.max_side, max_frames=config.max_frames)]
     starts = {shot.first for shot in plan.shots}
     seams = [(chunk.last + 1, chunk.tail) for chunk in chunks if chunk.last + 1 not in starts and chunk.last + 1 < plan.n_frames]
-    seam_pairs = {t: boundary for boundary, tail in seams for t in range(boundary, boundary + tail + 1)}
+    seam_pairs = {t: boundary for boundary, tail in seams for t in range(boundary, boundary + tail + 1)
+                  if t < plan.n_frames and t not in starts}  # a tail may end at a cut
     errors = {t: evaluate.warp_error(frames[t - 1 : t + 1], guides[t - 1 : t + 1], method=config.flow)
               for t in range(1, plan.n_frames) if t not in starts}
     inside = [error for t, error in errors.items() if t not in seam_pairs]
@@ -58,12 +59,14 @@ def main() -> None:
     parser.add_argument("--max-chunk-frames", type=int, default=12)
     parser.add_argument("--seam-frames", type=int, action="append")
     parser.add_argument("--ray-cpus", type=int, default=1)
+    parser.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as temp:
+        folder = args.work or Path(temp)
         for seam_frames in args.seam_frames or [8]:
             config = load_config(args.config, ray="local", max_frames=args.max_frames, ray_cpus=args.ray_cpus,
                                  max_chunk_frames=args.max_chunk_frames, seam_frames=seam_frames)
-            print(json.dumps(measure(args.clip, args.style, config, Path(folder))), flush=True)
+            print(json.dumps(measure(args.clip, args.style, config, folder)), flush=True)
 
 
 if __name__ == "__main__":
