@@ -25,9 +25,10 @@ from stylereel.pipeline.config import load_config
 from stylereel.pipeline.shots import plan_video, split_shots
 
 
-def measure(clip: Path, styles: list[Path], config, folder: Path) -> dict:
+def measure(clip: Path, styles: list[Path], config, folder: Path, *, reuse: bool = False) -> dict:
     output = folder / f"seams{config.seam_frames}.mp4"
-    summary = run.stylize_video(clip, styles, output, config, overwrite=True, keep_frames=True)
+    if not (reuse and output.exists()):
+        run.stylize_video(clip, styles, output, config, overwrite=True, keep_frames=True)
     plan = plan_video(clip, config)
     chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames)
     checkpoint = Checkpoint(Checkpoint.beside(output), {}, keep_images=True)
@@ -43,11 +44,20 @@ def measure(clip: Path, styles: list[Path], config, folder: Path) -> dict:
     inside = [error for t, error in errors.items() if t not in seam_pairs]
     per_seam = {boundary: max(errors[t] for t, b in seam_pairs.items() if b == boundary) for boundary, _ in seams}
     median = float(np.median(inside))
+    # The same pairs in the chain that carries on through the seam (the previous chunk's tail),
+    # which has no seam at all: how hard these frames are anyway.
+    carried = {}
+    for chunk in chunks:
+        if chunk.tail and chunk.last + 1 not in starts:
+            tail = [frames[chunk.last]] + [io.read_image(cluster._tail_path(checkpoint, chunk.last + k))
+                                           for k in range(1, chunk.tail + 1)]
+            carried[chunk.last + 1] = max(evaluate.warp_error(tail[k : k + 2], guides[chunk.last + k : chunk.last + k + 2],
+                                                              method=config.flow) for k in range(chunk.tail))
     return {"seam_frames": config.seam_frames, "max_chunk_frames": config.max_chunk_frames, "frames": plan.n_frames,
             "tasks": len(chunks), "seams": len(seams), "median_inside": median,
             "seam_max_over_median": {str(b + 1): round(e / median, 2) for b, e in per_seam.items()},
             "worst_seam_over_median": round(max(per_seam.values()) / median, 2) if per_seam else None,
-            "stylized_frames": sum(task["frames"] for task in summary.tasks), "seconds": round(summary.seconds, 1)}
+            "carried_chain_max_over_median": {str(b + 1): round(e / median, 2) for b, e in carried.items()}}
 
 
 def main() -> None:
@@ -60,13 +70,14 @@ def main() -> None:
     parser.add_argument("--seam-frames", type=int, action="append")
     parser.add_argument("--ray-cpus", type=int, default=1)
     parser.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true", help="measure the runs already in --work again")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = args.work or Path(temp)
         for seam_frames in args.seam_frames or [8]:
             config = load_config(args.config, ray="local", max_frames=args.max_frames, ray_cpus=args.ray_cpus,
                                  max_chunk_frames=args.max_chunk_frames, seam_frames=seam_frames)
-            print(json.dumps(measure(args.clip, args.style, config, folder)), flush=True)
+            print(json.dumps(measure(args.clip, args.style, config, folder, reuse=args.reuse)), flush=True)
 
 
 if __name__ == "__main__":
