@@ -21,10 +21,13 @@ from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
 from stylereel.pipeline import preview as previews
+from stylereel.pipeline import shots as planning
 from stylereel.pipeline.config import SOURCE, Config, Device, Flow, Init, Optimizer, Precision, PreserveColors, load_config
 from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
-from .progress import PreviewView, ProgressView, print_bench, print_estimate, print_evaluation, print_phases, print_summary
+from .progress import (
+    PreviewView, ProgressView, print_bench, print_estimate, print_evaluation, print_phases, print_shots, print_summary,
+)
 
 app = typer.Typer(
     help="Paint videos, frame folders and images in the style of an artwork.",
@@ -78,6 +81,9 @@ HoldStep = Annotated[Optional[float], typer.Option(
     "--hold-step", metavar="STEP",
     help="Hold linked pixels to about this mean change per frame (/255). For camera moves over still "
          "scenes; it smears moving footage (README, Drift). 0 = off.")]
+Ray = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS",
+    help="Run the shots as tasks on a Ray cluster: auto (RAY_ADDRESS / the running one), local, or HOST:PORT.")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -92,7 +98,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
-    "settle", "long_term", "passes", "hold_step", "preserve_colors",
+    "settle", "long_term", "passes", "hold_step", "preserve_colors", "ray",
 )
 
 
@@ -182,7 +188,7 @@ def video(
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     hold_step: HoldStep = None,
-    overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
+    ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Stylize a video, keeping frame timing and audio; the output's suffix picks the codec
@@ -294,6 +300,27 @@ def preview(
         _fail(console, error, debug or (ctx.obj or {}).get("debug", False), code=INTERRUPTED_EXIT)
     except StylereelError as error:
         _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
+
+
+@app.command()
+def shots(
+    ctx: typer.Context,
+    content: Annotated[Path, typer.Argument(metavar="VIDEO", show_default=False, help="The video to plan.")],
+    config: ConfigPath = None, max_side: MaxSide = None, max_frames: MaxFrames = None, flow: FlowOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    debug: Debug = False,
+) -> None:
+    """List a video's shots (the cheap planning pass a --ray run makes: decode, flow, cut test; no VGG)."""
+    console = Console(stderr=True)
+    try:
+        settings = load_config(config, max_side=_max_side(max_side) if max_side else None, max_frames=max_frames, flow=flow)
+        plan = planning.plan_video(content, settings)
+    except StylereelError as error:
+        _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
+    if as_json:
+        typer.echo(json.dumps(planning.plan_summary(plan)))
+    else:
+        print_shots(Console(), plan)
 
 
 def _fail(console: Console, error: StylereelError, debug: bool, *, code: int = ERROR_EXIT) -> None:

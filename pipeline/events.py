@@ -45,6 +45,16 @@ class FrameDone:
 
 
 @dataclass(frozen=True)
+class TasksChanged:
+    """A Ray run's tasks (shots or chunks of shots): running, submitted but waiting, not yet submitted."""
+
+    running: int
+    queued: int
+    waiting: int  # planned, not yet submitted (backpressure)
+    workers: int  # tasks the cluster can run at once
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the user should know that does not stop the run (skipped files, audio handling)."""
 
@@ -68,5 +78,6 @@ class CellDone:
     total: int
 
 
-Event = RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | Notice | PreviewStarted | CellDone
+Event = (RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | TasksChanged | Notice | PreviewStarted
+         | CellDone)
 Callback = Callable[[Event], None]

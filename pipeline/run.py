@@ -43,6 +43,7 @@ class Summary:
     seconds: float
     frames: list[FrameDone] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each stage; see _run
+    tasks: list[dict] = field(default_factory=list)  # --ray: per task its frames, node, seconds, retries
 
 
 def stylize_image(
@@ -95,7 +96,7 @@ def stylize_frames(
     _check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
     device = select_device(config.device)
     # The whole folder is recorded, so a resume may change --max-frames.
-    checkpoint = Checkpoint(Checkpoint.beside(output_dir), _settings(config, [*every_path, *styles], device),
+    checkpoint = Checkpoint(Checkpoint.beside(output_dir), _settings(config, [*every_path, *styles], device.type),
                             keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
     resuming = resume and checkpoint.folder.exists()  # a run stopped while moving its frames into place
@@ -125,14 +126,20 @@ def stylize_video(
     suffix picks (`io.FORMATS`: .mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1, .webm VP9).
 
     Finished frames are checkpointed in `<output>.parts/`; `resume` continues an interrupted run.
+    With `config.ray` the shots run as tasks on a Ray cluster (`cluster.stylize_video_on_ray`).
     """
+    if config.ray is not None:
+        from .cluster import stylize_video_on_ray  # the only module that imports Ray, and only then
+
+        return stylize_video_on_ray(content, styles, output, config, overwrite=overwrite, stats=stats,
+                                    callback=callback, resume=resume, keep_frames=keep_frames)
     info = io.probe_video(content)
     output = output or io.default_output(content)
     _check_output(output, overwrite=overwrite, inputs=[content, *styles])
     chosen = io.output_format(output)
     _check_stats(stats, inputs=[content, *styles], outputs=[output])
     device = select_device(config.device)
-    checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles], device), keep_images=True)
+    checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles], device.type), keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
     width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
     read_styles(config, styles, long_side=max(width, height))  # fail on a style before decoding
@@ -360,11 +367,15 @@ def _finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None,
     return summary
 
 
-def _settings(config: Config, inputs: list[Path], device: torch.device) -> dict:
+def _settings(config: Config, inputs: list[Path], device: str) -> dict:
     """What must match for a run to be resumed: the settings that shape frames, and the input files.
-    The device actually used is recorded too, but not compared (see `checkpoint.NOT_COMPARED`)."""
-    values = {k: v for k, v in asdict(config).items() if k not in ("max_frames", "crf", "prefetch", "compile")}
-    values["device"] = device.type
+    The device actually used is recorded too, but not compared (see `checkpoint.NOT_COMPARED`). A Ray
+    run records that it is one and how it cut the shots, not which cluster it ran on."""
+    ignored = ("max_frames", "crf", "prefetch", "compile", "ray", "ray_cpus", "max_chunk_frames", "seam_frames")
+    values = {k: v for k, v in asdict(config).items() if k not in ignored}
+    if config.ray is not None:
+        values |= {"ray": True, "max_chunk_frames": config.max_chunk_frames, "seam_frames": config.seam_frames}
+    values["device"] = device
     files = {f"input file {path}": _file_identity(path) for path in inputs}
     return json.loads(json.dumps(values | files))  # as JSON would give it back: tuples become lists
 
@@ -437,6 +448,8 @@ def _write_stats(path: Path, summary: Summary) -> None:
         "phase_seconds": {name: round(value, 3) for name, value in summary.phases.items()},
         "frames": [asdict(frame) for frame in summary.frames],
     }
+    if summary.tasks:
+        data["tasks"] = summary.tasks
     _atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 

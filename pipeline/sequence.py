@@ -85,25 +85,47 @@ def _layer_index(name: str) -> int:
     return LAYER_NAMES.index(name)
 
 
+@dataclass(frozen=True)
+class StyleImages:
+    """The style images as a run uses them, uint8 (H, W, 3) each: at the working size, and at each
+    rung of the first frames' ladder below it (None where one would be too small for the network)."""
+
+    full: list[np.ndarray]
+    rungs: dict[tuple[int, int], list[np.ndarray] | None]
+
+
+def read_style_images(config: Config, styles: list[Path], *, size: tuple[int, int]) -> StyleImages:
+    """The styles for frames of `size` (height, width) and each rung of their ladder (`read_styles`).
+
+    Raises:
+        InputError: a style cannot be read, or is too small at the working size.
+    """
+    full = read_styles(config, styles, long_side=max(size))
+    return StyleImages(full, {rung: _styles_at(config, styles, long_side=max(rung)) for rung in ladder(size, config)[:-1]})
+
+
 def prepare_session(config: Config, styles: list[Path], *, size: tuple[int, int]) -> Session:
     """Pick the device, read and check the styles, load the VGG truncated at the deepest layer used,
     and compute style Grams for frames of `size` (height, width) and for each rung of their ladder.
     Everything that can fail without the model fails before it loads."""
     if config.style_blend and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
+    return session_from_styles(config, read_style_images(config, styles, size=size))
+
+
+def session_from_styles(config: Config, images: StyleImages) -> Session:
+    """`prepare_session` from style images already read (`read_style_images`): a Ray task gets them
+    through the object store instead of from files."""
     torch.manual_seed(config.seed)
     device = select_device(config.device)
-    full = read_styles(config, styles, long_side=max(size))
     model = load_model(config, device)
 
     def on_device(images: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
         return tuple(io.to_tensor(image).to(device) for image in images)
 
-    rung_styles = {}
-    for rung in ladder(size, config)[:-1]:
-        images = _styles_at(config, styles, long_side=max(rung))
-        rung_styles[rung] = on_device(images) if images is not None else None
-    session = Session(config, device, model, {}, {}, on_device(full), rung_styles)
+    rung_styles = {rung: on_device(rung_images) if rung_images is not None else None
+                   for rung, rung_images in images.rungs.items()}
+    session = Session(config, device, model, {}, {}, on_device(images.full), rung_styles)
     return _with_grams(session, session.styles, rung_styles)
 
 

@@ -190,3 +190,35 @@ class HostReads(TorchDispatchMode):
         if func in self.WATCHED:
             self.seen.append(func)
         return func(*args, **(kwargs or {}))
+
+
+def shot_frames(lengths: tuple[int, ...], size: tuple[int, int] = (48, 32), seed: int = 0) -> list[np.ndarray]:
+    """(H, W, 3) uint8 frames of `len(lengths)` shots: each a smooth random texture of its own that
+    pans right by 1 px per frame, so the flow links the frames of a shot and nothing across a cut."""
+    import cv2
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    frames = []
+    for length in lengths:
+        texture = cv2.GaussianBlur((rng.random((height, width + length, 3)) * 255).astype(np.uint8), (0, 0), 2.0)
+        texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX)
+        frames += [np.ascontiguousarray(texture[:, length - index : length - index + width]) for index in range(length)]
+    return frames
+
+
+def make_shots_clip(path: Path, lengths: tuple[int, ...], *, size: tuple[int, int] = (48, 32)) -> Clip:
+    """A lossless clip (FFV1 in MKV, 24 fps) of `shot_frames` with an AAC track as long as the video."""
+    frames = shot_frames(lengths, size)
+    rate = Fraction(24)
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("ffv1", rate=rate)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "bgr0"
+        audio = _add_audio(output, "aac")
+        for index, frame in enumerate(frames):
+            encoded = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            encoded.pts, encoded.time_base = index, 1 / rate
+            output.mux(video.encode(encoded))
+        output.mux(video.encode(None))
+        _write_audio(output, audio, round(len(frames) / rate * SAMPLE_RATE))
+    return Clip(path=path, frames=frames, pts=list(range(len(frames))), time_base=1 / rate, rate=rate)

@@ -1,0 +1,411 @@
+"""Scale-out over a Ray cluster: each shot of a video (or chunk of a long take) is one Ray task.
+
+Scene cuts already restart the temporal chain, so shots are independent: the driver plans them
+(`shots.plan_video`, no VGG), decodes the video and sends each task its frames at the working size
+through the object store; the task runs the same chain a local run does (`passes.stylize_passes`)
+and sends back the stylized frames (uint8, lossless) with their records; the driver, the only writer
+of files, stores them in the work folder `<output>.parts/` as they arrive and encodes them in order
+at the end, with the audio and every timestamp, as `run.stylize_video` does.
+
+A long take is cut into chunks of at most `max_chunk_frames`; each chunk but a shot's last also
+stylizes the `seam_frames` after it, and the output cross-fades from that tail into the next chunk
+over those frames, so the seam is spread over several frames instead of a jump (README, Scale out).
+
+This is the only module that imports `ray`, and only inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import heapq
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from . import io
+from .checkpoint import Checkpoint, Resume
+from .config import Config, Device
+from .errors import ClusterError, ConfigError, Interrupted, StylereelError
+from .events import Callback, FrameDone, Notice, RunStarted, TasksChanged
+from .passes import stylize_passes
+from .sequence import Session, StyleImages, minimum_side, read_style_images, session_from_styles
+from .shots import Chunk, Plan, plan_video, split_shots
+
+if TYPE_CHECKING:
+    from .run import Summary
+
+RETRIES = 3  # Ray reruns a task this often when its worker dies (killed process, lost node)
+QUEUED_PER_WORKER = 1  # tasks submitted beyond one running per worker, so none waits for the driver
+INSTALL = 'pip install "stylereel[ray]"'
+
+
+def require_ray() -> ModuleType:
+    """The `ray` module; ConfigError saying how to install it when it is missing."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--ray needs Ray, which is not installed here; install it with: {INSTALL}") from None
+    return ray
+
+
+@contextlib.contextmanager
+def connect(address: str) -> Iterator[ModuleType]:
+    """Join the Ray cluster at `address` ("auto": Ray's discovery and RAY_ADDRESS; HOST:PORT), or
+    start a private one on this machine ("local"), and leave it at the end.
+
+    A "local" instance listens on 127.0.0.1 only and starts no dashboard (`init_local`). A process
+    already connected to Ray (a notebook, the tests) keeps its connection. Token authentication is
+    Ray's own: a new local instance enables it (Ray >= 2.52), joining a cluster uses RAY_AUTH_TOKEN
+    or ~/.ray/auth_token when the cluster asks for one.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address == "local":
+            init_local(ray, num_cpus=os.cpu_count(), **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except ClusterError:
+        raise
+    except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError ... here
+        raise ClusterError(f"--ray {address}: cannot {'start' if address == 'local' else 'join'} a Ray cluster "
+                           f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def init_local(ray: ModuleType, *, num_cpus: int | None, **options: Any) -> None:
+    """Start a private Ray on this machine that listens on 127.0.0.1 only, with no dashboard (and so
+    no job server). `options` go to `ray.init`.
+
+    `ray.init` swaps a loopback `_node_ip_address` for the machine's outward address, and Ray's
+    servers then listen on every interface; the swap is held off while Ray starts, and the node's
+    address checked after: ClusterError (and no Ray left running) if it is not 127.0.0.1.
+    """
+    services = ray._private.services
+    resolve = services.resolve_ip_for_localhost
+    services.resolve_ip_for_localhost = lambda host: host
+    try:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 **options)
+    finally:
+        services.resolve_ip_for_localhost = resolve
+    addresses = {node["NodeManagerAddress"] for node in ray.nodes()}
+    if addresses != {"127.0.0.1"}:
+        ray.shutdown()
+        raise ClusterError(f"--ray local: Ray {ray.__version__} would listen on {', '.join(sorted(addresses))}, "
+                           "not only on 127.0.0.1; start a cluster yourself and use --ray auto")
+
+
+def placement(ray: ModuleType, config: Config) -> tuple[dict[str, Any], int]:
+    """What each task asks for, and how many tasks the cluster can run at once: one GPU each where the
+    cluster has GPUs (and `--device` allows CUDA), else `ray_cpus` CPUs (at most one node's)."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    gpus = sum(int(node.get("GPU", 0)) for node in nodes)
+    if gpus and config.device in (Device.auto, Device.cuda):
+        return {"num_gpus": 1, "num_cpus": 1}, gpus
+    cpus = min(config.ray_cpus, max((int(node.get("CPU", 0)) for node in nodes), default=0))
+    if cpus < 1:
+        raise ClusterError("--ray: the cluster has no CPUs or GPUs to run tasks on")
+    return {"num_cpus": cpus}, sum(int(node.get("CPU", 0)) // cpus for node in nodes)
+
+
+# --- the task (runs on a worker) ---
+
+_SESSIONS: dict[tuple, Session] = {}  # the worker's last session: tasks of one run share the VGG and Grams
+
+
+def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first: int) -> dict[str, Any]:
+    """A Ray task: stylize `frames` (uint8 (N, H, W, 3), video frames `first` ...) as one chain, the
+    same `stylize_passes` a local run goes through; returns the stylized frames, uint8 (N, H, W, 3),
+    their records (indices in the video), and where and how it ran."""
+    import ray
+
+    start = time.perf_counter()
+    key = (config, styles["digest"])
+    if key not in _SESSIONS:
+        _SESSIONS.clear()
+        _SESSIONS[key] = session_from_styles(config, styles["images"])
+    session = _SESSIONS[key]
+    if session.device.type == "cpu":
+        torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    torch.manual_seed(config.seed)  # as a local run's chain starts: every task is seeded alike
+    images, records = [], []
+    for step in stylize_passes(session, list(np.array(frames)), lambda event: None, Resume(), None):
+        images.append(step.image)
+        records.append(dataclasses.asdict(dataclasses.replace(step.record, index=step.record.index + first)))
+    return {"images": np.stack(images), "records": records, "node": ray.get_runtime_context().get_node_id(),
+            "retries": _attempt(ray), "seconds": time.perf_counter() - start, "device": str(session.device)}
+
+
+def _attempt(ray: ModuleType) -> int:
+    """How many times Ray has rerun the current task (0 on the first try)."""
+    try:
+        return int(ray._private.worker.global_worker.core_worker.get_current_task_attempt_number())
+    except Exception:  # a private API: the count is for --stats only
+        return 0
+
+
+# --- the driver ---
+
+def stylize_video_on_ray(
+    content: Path, styles: list[Path], output: Path | None, config: Config, *,
+    overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
+    resume: bool = False, keep_frames: bool = False,
+) -> Summary:
+    """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`.
+
+    Every check of the local path runs first; then the cluster is joined, the video planned, the
+    tasks run longest first with at most (1 + QUEUED_PER_WORKER) per worker in flight, and the
+    output encoded in order. `resume` submits only the tasks whose frames are not all in the work
+    folder: a task stopped half-way starts again from its first frame.
+
+    Raises:
+        ConfigError: Ray is not installed.
+        ClusterError: the cluster cannot be reached, or a task failed for a reason retrying
+            cannot fix (its cause is named; finished tasks are kept for --resume).
+        Interrupted: Ctrl-C; finished tasks are kept.
+    """
+    from . import run  # run imports this module lazily; the shared checks live there
+
+    require_ray()
+    emit = callback or (lambda event: None)
+    start = time.perf_counter()
+    info = io.probe_video(content)
+    output = output or io.default_output(content)
+    run._check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    run._check_stats(stats, inputs=[content, *styles], outputs=[output])
+    width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
+    if min(width, height) < minimum_side(config):
+        raise ConfigError(f"{output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
+                          f"VGG-19 needs at least {minimum_side(config)} px on the short side; use a larger --max-side")
+    if config.style_blend and len(config.style_blend) != len(styles):
+        raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
+    style_images = read_style_images(config, styles, size=(height, width))
+    checkpoint = Checkpoint(Checkpoint.beside(output), run._settings(config, [content, *styles], "ray"), keep_images=True)
+    checkpoint.check(resume=resume, overwrite=overwrite)
+    with connect(config.ray) as ray:
+        options, workers = placement(ray, config)
+        plan = plan_video(content, config, callback=emit)
+        chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames)
+        emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "
+                    f"({plan.seconds / plan.n_frames * 1e3:.0f} ms/frame): {len(plan.shots)} shot(s), "
+                    f"{len(chunks)} task(s) for {workers} worker(s)"))
+        checkpoint.start(resume=resume, overwrite=overwrite)
+        finished = _finished(checkpoint, chunks)
+        emit(RunStarted(plan.n_frames, plan.width, plan.height, f"Ray ({workers} worker(s))"))
+        if finished:
+            emit(Notice(f"resuming: {len(finished)} of {len(chunks)} task(s) already done in {checkpoint.folder}"))
+        for done in finished.values():
+            for record in done["records"]:
+                emit(FrameDone(**record))
+        styles_ref = ray.put({"images": style_images, "digest": _digest(style_images)})
+        task = ray.remote(run_chunk).options(max_retries=RETRIES, retry_exceptions=False, **options)
+
+        def submit(chunk: Chunk, frames: np.ndarray) -> Any:
+            return task.remote(config, styles_ref, ray.put(frames), chunk.first)
+
+        def store(chunk: Chunk, result: dict[str, Any]) -> None:
+            finished[chunk.first] = _store(checkpoint, chunk, result)
+            for record in finished[chunk.first]["records"]:
+                emit(FrameDone(**record))
+
+        todo = [chunk for chunk in chunks if chunk.first not in finished]
+        video = io.read_video(content, max_side=config.max_side, max_frames=config.max_frames)
+        try:
+            schedule(ray, _frames_of(todo, (frame.image for frame in video)), submit, store, emit, workers=workers,
+                     total=len(todo))
+        except KeyboardInterrupt:
+            _stopped(checkpoint, finished, output)
+        except _TaskFailed as failure:
+            raise ClusterError(f"{output}: task for frames {failure.chunk.first + 1}-{failure.chunk.last + 1} "
+                               f"(shot {failure.chunk.shot + 1}) failed: {failure.cause}; {len(finished)} finished "
+                               f"task(s) are kept in {checkpoint.folder}, run the same command with --resume "
+                               "to continue") from None
+        finally:
+            video.close()
+    try:
+        writer = _encode(checkpoint, chunks, plan, output, info, config)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while encoding; every frame is kept in {checkpoint.folder}, "
+                          "run the same command with --resume to encode them") from None
+    emit(Notice(run._audio_notice(writer.audio_mode, info.audio_codec)))
+    records = [FrameDone(**record) for first in sorted(finished) for record in finished[first]["records"]]
+    tasks = [{key: value for key, value in finished[first].items() if key != "records"} for first in sorted(finished)]
+    devices = sorted({task.pop("device") for task in tasks})
+    summary = run.Summary(output, plan.n_frames, plan.width, plan.height, f"ray: {', '.join(devices)}",
+                          time.perf_counter() - start, records, {"plan": plan.seconds}, tasks)
+    return run._finish(summary, stats, checkpoint, keep_frames=keep_frames)
+
+
+class _TaskFailed(Exception):
+    def __init__(self, chunk: Chunk, cause: str) -> None:
+        super().__init__(cause)
+        self.chunk, self.cause = chunk, cause
+
+
+def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit: Callable[[Chunk, np.ndarray], Any],
+             store: Callable[[Chunk, dict], None], emit: Callback, *, workers: int, total: int) -> None:
+    """Run the `total` `tasks` (in video order, decoded lazily) with bounded memory, longest first.
+
+    Backpressure: at most `workers` decoded tasks wait in the driver, and at most
+    (1 + QUEUED_PER_WORKER) * `workers` are submitted and not yet stored; of the waiting ones the
+    longest is submitted first, so a long shot does not start last and straggle. Raises _TaskFailed
+    for a task Ray could not finish (after RETRIES reruns for a lost worker, or at once for an error
+    in the task itself); Ctrl-C cancels the submitted tasks.
+    """
+    waiting: list[tuple[int, int, Chunk, np.ndarray]] = []  # heap: longest first, then earliest
+    in_flight: dict[Any, Chunk] = {}
+    limit = (1 + QUEUED_PER_WORKER) * workers
+    more, submitted = True, 0
+    try:
+        while True:
+            while more and len(waiting) < workers:
+                item = next(tasks, None)
+                if item is None:
+                    more = False
+                else:
+                    heapq.heappush(waiting, (-item[0].n_frames, item[0].first, *item))
+            while waiting and len(in_flight) < limit:
+                _, _, chunk, frames = heapq.heappop(waiting)
+                in_flight[submit(chunk, frames)] = chunk
+                submitted += 1
+            running = min(len(in_flight), workers)
+            emit(TasksChanged(running, len(in_flight) - running, total - submitted, workers))
+            if not in_flight:
+                return
+            [ready], _ = ray.wait(list(in_flight), num_returns=1)
+            chunk = in_flight.pop(ready)
+            try:
+                result = ray.get(ready)
+            except ray.exceptions.RayError as error:
+                raise _TaskFailed(chunk, _cause(error)) from None
+            store(chunk, result)
+    except BaseException:
+        for ref in in_flight:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
+
+
+def _cause(error: BaseException) -> str:
+    """One line naming what went wrong in a task: the task's own exception, or Ray's."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, StylereelError):
+        return str(cause)
+    if cause is not None:
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}".rstrip(": ")
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _frames_of(chunks: list[Chunk], frames: Iterable[np.ndarray]) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """Each of `chunks` (in video order) with its frames, tail included, uint8 (N, H, W, 3), as soon as
+    the decoder has passed them. A frame may belong to two chunks: the tail of one, the next one's own."""
+    pending = sorted(chunks, key=lambda chunk: chunk.first)
+    open_: list[tuple[Chunk, list[np.ndarray]]] = []
+    for index, frame in enumerate(frames):
+        while pending and pending[0].first <= index:
+            open_.append((pending.pop(0), []))
+        for chunk, images in open_:
+            images.append(frame)
+        for chunk, images in [item for item in open_ if index >= item[0].last + item[0].tail]:
+            open_.remove((chunk, images))
+            yield chunk, np.stack(images)  # (N, H, W, 3)
+        if not pending and not open_:
+            return
+
+
+def _digest(images: StyleImages) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for image in [*images.full, *(image for rung in images.rungs.values() for image in rung or [])]:
+        digest.update(str(image.shape).encode())
+        digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def _tail_path(checkpoint: Checkpoint, index: int) -> Path:
+    """Where the tail of a chunk keeps frame `index` (the next chunk's start, to cross-fade from)."""
+    return checkpoint.folder / f"{index:06d}.tail.png"
+
+
+def _task_path(checkpoint: Checkpoint, chunk: Chunk) -> Path:
+    return checkpoint.folder / f"task-{chunk.first:06d}-{chunk.last:06d}-{chunk.tail}.json"
+
+
+def _store(checkpoint: Checkpoint, chunk: Chunk, result: dict[str, Any]) -> dict[str, Any]:
+    """Write a finished task's frames (PNG, lossless) and then its record: a task counts as done
+    only once everything it made is on disk."""
+    own = chunk.last - chunk.first + 1
+    try:
+        for offset, image in enumerate(result["images"]):
+            index = chunk.first + offset
+            io.write_image(checkpoint.frame_path(index) if offset < own else _tail_path(checkpoint, index), image)
+        done = {"shot": chunk.shot, "first": chunk.first, "last": chunk.last, "tail": chunk.tail,
+                "frames": chunk.n_frames, "node": result["node"], "seconds": round(result["seconds"], 3),
+                "retries": result["retries"], "device": result["device"], "records": result["records"][:own]}
+        temp = _task_path(checkpoint, chunk).with_suffix(".tmp")
+        temp.write_text(json.dumps(done))
+        os.replace(temp, _task_path(checkpoint, chunk))
+    except OSError as error:
+        raise ClusterError(f"{checkpoint.folder}: cannot write finished frames ({error.strerror or error})") from None
+    return done
+
+
+def _finished(checkpoint: Checkpoint, chunks: list[Chunk]) -> dict[int, dict[str, Any]]:
+    """The tasks of this plan already done in the work folder (a resumed run), by first frame."""
+    done = {}
+    for chunk in chunks:
+        path = _task_path(checkpoint, chunk)
+        if path.exists():
+            done[chunk.first] = json.loads(path.read_text())
+    return done
+
+
+def _stopped(checkpoint: Checkpoint, finished: dict[int, dict[str, Any]], output: Path) -> None:
+    """Ctrl-C: keep what is finished and say how to go on (`run._stopped` for the local path)."""
+    frames = sum(len(done["records"]) for done in finished.values())
+    if not finished:
+        checkpoint.remove()
+        raise Interrupted(f"interrupted before the first task was finished; nothing was written to {output}") from None
+    raise Interrupted(f"interrupted after {len(finished)} task(s) ({frames} frame(s)); they are kept in "
+                      f"{checkpoint.folder}, run the same command with --resume to continue") from None
+
+
+def _encode(checkpoint: Checkpoint, chunks: list[Chunk], plan: Plan, output: Path, info: io.VideoInfo,
+            config: Config) -> io.VideoWriter:
+    """Encode the finished frames in order with their timestamps and the audio. Over a seam, frame
+    `last + k` of a chunk with tail T is (1 - k / (T + 1)) of its tail plus k / (T + 1) of the next
+    chunk's own result: a linear cross-fade from one chain into the other."""
+    fades = {chunk.last + k: k / (chunk.tail + 1) for chunk in chunks for k in range(1, chunk.tail + 1)}
+    with io.VideoWriter(output, width=plan.width, height=plan.height, time_base=plan.time_base,
+                        rate=info.average_rate, crf=config.crf, audio_from=info.path) as writer:
+        for index in range(plan.n_frames):
+            writer.write(final_frame(checkpoint, index, fades.get(index)), plan.pts[index])
+    return writer
+
+
+def final_frame(checkpoint: Checkpoint, index: int, fade: float | None) -> np.ndarray:
+    """Frame `index` as the output shows it, uint8 (H, W, 3): its task's result, cross-faded from the
+    previous chunk's tail where `fade` (the share of the new chunk) is given."""
+    image = io.read_image(checkpoint.frame_path(index))
+    if fade is None:
+        return image
+    tail = io.read_image(_tail_path(checkpoint, index)).astype(np.float32)
+    return np.clip(np.rint((1 - fade) * tail + fade * image.astype(np.float32)), 0, 255).astype(np.uint8)

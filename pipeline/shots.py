@@ -1,0 +1,143 @@
+"""Planning a video: its shots, and the chunks a long take is cut into for a Ray cluster.
+
+A pure function of the decoded frames and their optical flow (no VGG, no Ray): a frame starts a new
+shot where the chain's own scene-cut test (`sequence.link_frames`) would restart it, so the shots of
+a plan are exactly the pieces a local run stylizes independently of each other.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from . import flow, io
+from .config import Config, Flow
+from .events import Callback, FramesChecked
+from .sequence import flow_and_mask
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Frames `first` .. `last` (inclusive) of the video, and the times they are shown at."""
+
+    first: int
+    last: int
+    start: float  # seconds: when frame `first` is shown
+    end: float  # seconds: when frame `last` is shown
+
+    @property
+    def n_frames(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One Ray task: frames `first` .. `last` of shot `shot`, plus `tail` frames after `last` that
+    it also stylizes so the next chunk of the same shot can cross-fade out of it (README, Scale out)."""
+
+    shot: int
+    first: int
+    last: int
+    tail: int = 0
+
+    @property
+    def n_frames(self) -> int:
+        """Frames the task stylizes, its tail included."""
+        return self.last - self.first + 1 + self.tail
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A video's shots, with what the encoder needs: every frame's pts and the time base."""
+
+    shots: list[Shot]
+    pts: list[int]
+    time_base: Fraction
+    width: int
+    height: int
+    seconds: float  # how long the planning pass took
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.pts)
+
+
+def find_cuts(config: Config, frames: Iterable[np.ndarray]) -> list[int]:
+    """Indices of the frames that start a new shot (0 first), by the chain's scene-cut test.
+
+    `frames` are uint8 (H, W, 3) at the working size. Frame t starts a shot when more than
+    `config.cut_threshold` of its pixels cannot be linked to frame t-1 by the flow (occlusion
+    mask, or a colour error above the photometric threshold): `sequence.link_frames` at offset 1.
+    """
+    starts, previous = [], None
+    for index, frame in enumerate(frames):
+        if previous is None or _unlinked(config, previous, frame) > config.cut_threshold:
+            starts.append(index)
+        previous = frame
+    return starts
+
+
+def _unlinked(config: Config, previous: np.ndarray, frame: np.ndarray) -> float:
+    """Share of the pixels of `frame` the flow cannot explain from `previous`, as the chain measures it."""
+    forward = backward = None
+    if config.flow != Flow.none:
+        forward = flow.optical_flow(previous, frame, method=config.flow)
+        backward = flow.optical_flow(frame, previous, method=config.flow)
+    content = io.to_tensor(frame)
+    backward, mask = flow_and_mask(forward, backward, content)
+    return flow.unlinked_fraction(io.to_tensor(previous), content, backward, mask)
+
+
+def plan_video(path: Path, config: Config, *, callback: Callback | None = None) -> Plan:
+    """Decode `path` at the working size (`max_side`, `max_frames`) and find its shots.
+
+    Reports `FramesChecked` per frame. Raises InputError for an unreadable video.
+    """
+    emit = callback or (lambda event: None)
+    start = time.perf_counter()
+    info = io.probe_video(path)
+    n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
+    video = io.read_video(path, max_side=config.max_side, max_frames=config.max_frames)
+    pts, times, time_base = [], [], Fraction(1)
+
+    def images() -> Iterable[np.ndarray]:
+        nonlocal time_base
+        for frame in video:
+            pts.append(frame.pts)
+            times.append(float(frame.pts * frame.time_base))
+            time_base = frame.time_base
+            emit(FramesChecked(len(pts), max(n_frames or 0, len(pts))))
+            yield frame.image
+
+    starts = find_cuts(config, images())
+    ends = [*(first - 1 for first in starts[1:]), len(pts) - 1]
+    shots = [Shot(first, last, times[first], times[last]) for first, last in zip(starts, ends)]
+    width, height = video.size
+    return Plan(shots, pts, time_base, width, height, time.perf_counter() - start)
+
+
+def split_shots(shots: list[Shot], *, max_chunk_frames: int, seam_frames: int) -> list[Chunk]:
+    """Cut each shot longer than `max_chunk_frames` into that many frames or fewer, as evenly as
+    possible; every chunk but a shot's last also takes the `seam_frames` after it (its tail, at
+    most the next chunk's length). In video order."""
+    chunks = []
+    for number, shot in enumerate(shots):
+        pieces = math.ceil(shot.n_frames / max_chunk_frames)
+        bounds = [shot.first + round(k * shot.n_frames / pieces) for k in range(pieces + 1)]
+        for k in range(pieces):
+            following = bounds[k + 2] - bounds[k + 1] if k + 2 <= pieces else 0  # the next chunk's frames
+            chunks.append(Chunk(number, bounds[k], bounds[k + 1] - 1, min(seam_frames, following)))
+    return chunks
+
+
+def plan_summary(plan: Plan) -> dict:
+    """The plan as plain JSON-ready values: size, frames, seconds the pass took, and each shot."""
+    return {"width": plan.width, "height": plan.height, "n_frames": plan.n_frames, "seconds": round(plan.seconds, 3),
+            "shots": [{"first": shot.first, "last": shot.last, "start": round(shot.start, 6),
+                       "end": round(shot.end, 6), "n_frames": shot.n_frames} for shot in plan.shots]}

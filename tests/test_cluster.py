@@ -1,0 +1,177 @@
+"""`--ray`: shots as Ray tasks on a cluster of this machine (traffic stays on 127.0.0.1).
+
+Each test starts its own Ray (a few seconds) and shuts it down; they are skipped where Ray is not
+installed (`pip install -e ".[test]"` installs it).
+"""
+
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import make_shots_clip
+from stylereel.cli.main import app
+from stylereel.pipeline import cluster, io, run
+from stylereel.pipeline.config import Config
+from stylereel.pipeline.errors import ClusterError, Interrupted
+from stylereel.pipeline.events import FrameDone, Notice, TasksChanged
+from typer.testing import CliRunner
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[test]' or '.[ray]')")
+
+TINY = Config(max_side=32, first_iterations=4, iterations=2, device="cpu", settle=False)
+SHOTS = (3, 4, 2)  # frames per shot of the test clip
+
+
+@pytest.fixture
+def style(tmp_path: Path) -> Path:
+    y, x = np.mgrid[0:48, 0:48]
+    array = np.stack([(np.sin(x / 2.0) > 0) * 255, (np.sin((x + y) / 3.0) > 0) * 200, (y % 8 < 4) * 90], -1)
+    path = tmp_path / "style.png"
+    io.write_image(path, array.astype(np.uint8))
+    return path
+
+
+def _frames(parts: Path, n: int) -> list[np.ndarray]:
+    return [io.read_image(parts / f"{index:06d}.png") for index in range(n)]
+
+
+def _local(clip: Path, style: Path, tmp_path: Path, config: Config = TINY) -> list[np.ndarray]:
+    """The frames of a local run of the same settings (its work folder, lossless)."""
+    output = tmp_path / "local.mp4"
+    run.stylize_video(clip, [style], output, config, keep_frames=True)
+    return _frames(Path(f"{output}.parts"), sum(SHOTS))
+
+
+def _kill_in_second_frame(marker: str):
+    """A worker start-up hook: the first task that reaches the optimisation of its second frame
+    kills its own process (once: the marker file says it happened), as a crashed worker would."""
+    def hook() -> None:
+        from stylereel.pipeline import sequence
+
+        original, calls = sequence.stylize_frame, []
+
+        def stylize_frame(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3 and not os.path.exists(marker):  # frame 1 ran coarse and fine: now frame 2
+                Path(marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+
+        sequence.stylize_frame = stylize_frame
+    return hook
+
+
+def test_two_nodes_give_the_local_frames_even_when_a_worker_is_killed(tmp_path, style, monkeypatch):
+    from ray.cluster_utils import Cluster
+
+    # A driver joining HOST:PORT has Ray swap 127.0.0.1 for the machine's outward address, where a
+    # cluster bound to 127.0.0.1 does not listen: keep the address as it is, so nothing leaves lo.
+    monkeypatch.setattr(ray._private.services, "resolve_ip_for_localhost", lambda host: host)
+
+    clip = make_shots_clip(tmp_path / "shots.mkv", SHOTS)
+    expected = _local(clip.path, style, tmp_path)
+    marker = tmp_path / "killed"
+    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+    nodes = Cluster(initialize_head=True, head_node_args=node | {"include_dashboard": False})
+    try:
+        nodes.add_node(**node)
+        nodes.wait_for_nodes()
+        ray.init(address=nodes.address, _node_ip_address="127.0.0.1", log_to_driver=False,
+                 runtime_env={"worker_process_setup_hook": _kill_in_second_frame(str(marker))})
+        output = tmp_path / "ray.mp4"
+        summary = run.stylize_video(clip.path, [style], output, replace(TINY, ray=nodes.address), keep_frames=True)
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+    assert marker.exists()  # a worker really died in the middle of a task ...
+    assert max(task["retries"] for task in summary.tasks) >= 1  # ... and Ray ran that task again
+    assert [(task["first"], task["last"]) for task in summary.tasks] == [(0, 2), (3, 6), (7, 8)]
+    assert len({task["node"] for task in summary.tasks}) == 2  # both nodes stylized shots
+    produced = _frames(Path(f"{output}.parts"), sum(SHOTS))
+    assert all(np.array_equal(a, b) for a, b in zip(produced, expected))  # cuts restart the chain anyway
+    assert [record.index for record in summary.frames] == list(range(sum(SHOTS)))
+    with av.open(str(output)) as container:
+        times = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
+        kinds = [stream.type for stream in container.streams]
+    assert times == pytest.approx([index / 24 for index in range(sum(SHOTS))], abs=1e-3)
+    assert kinds == ["video", "audio"]
+
+
+def _fail_once(armed: str):
+    """A worker start-up hook: while the file `armed` exists, the next optimisation deletes it and
+    fails as a task does when retrying cannot help (out of memory)."""
+    def hook() -> None:
+        from stylereel.pipeline import sequence
+        from stylereel.pipeline.errors import DeviceError
+
+        original = sequence.stylize_frame
+
+        def stylize_frame(*args, **kwargs):
+            try:
+                os.remove(armed)
+            except FileNotFoundError:
+                return original(*args, **kwargs)
+            raise DeviceError("out of memory on cpu device (test)")
+
+        sequence.stylize_frame = stylize_frame
+    return hook
+
+
+def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
+    clip = make_shots_clip(tmp_path / "shots.mkv", SHOTS)
+    expected = _local(clip.path, style, tmp_path)
+    armed = tmp_path / "armed"
+    output = tmp_path / "ray.mp4"
+    config = replace(TINY, ray="local")
+    parts = Path(f"{output}.parts")
+
+    def interrupt(event):
+        if isinstance(event, FrameDone):
+            raise KeyboardInterrupt
+
+    cluster.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _fail_once(str(armed))},
+                       log_to_driver=False)
+    try:
+        with pytest.raises(Interrupted, match=r"after 1 task\(s\) \([234] frame\(s\)\).*--resume"):
+            run.stylize_video(clip.path, [style], output, config, callback=interrupt)
+        assert len(list(parts.glob("task-*.json"))) == 1
+        assert not output.exists()
+        armed.touch()
+        with pytest.raises(ClusterError, match=r"frames \d-\d \(shot \d\) failed: out of memory .*1 finished task"):
+            run.stylize_video(clip.path, [style], output, config, resume=True)
+        assert not armed.exists() and len(list(parts.glob("task-*.json"))) == 1
+        events = []
+        summary = run.stylize_video(clip.path, [style], output, config, resume=True, callback=events.append,
+                                    keep_frames=True)
+    finally:
+        ray.shutdown()
+    first = next(event for event in events if isinstance(event, TasksChanged))
+    assert first.running + first.queued + first.waiting == 2  # only the unfinished shots were submitted
+    assert any(isinstance(event, Notice) and "1 of 3 task(s) already done" in event.text for event in events)
+    assert summary.n_frames == sum(SHOTS)
+    produced = _frames(parts, sum(SHOTS))
+    assert all(np.array_equal(a, b) for a, b in zip(produced, expected))
+
+
+def test_cli_ray_local_with_chunked_shots(tmp_path, style):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (7,))
+    preset = tmp_path / "chunks.toml"
+    preset.write_text("max_chunk_frames = 3\nseam_frames = 1\nray_cpus = 1\n")
+    output = tmp_path / "out.mp4"
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "video", clip.path, "-s", style, "-o", output, "-c", preset, "--ray", "local", "--max-side", 32,
+        "--first-iterations", 3, "--iterations", 2, "--device", "cpu", "--stats", tmp_path / "stats.json")])
+    assert not ray.is_initialized()  # the private instance is gone after the run
+    assert result.exit_code == 0, result.output
+    assert "1 shot(s), 3 task(s)" in result.output and "7 frame(s)" in result.output
+    stats = (tmp_path / "stats.json").read_text()
+    import json
+
+    tasks = json.loads(stats)["tasks"]
+    assert [(task["first"], task["last"], task["tail"]) for task in tasks] == [(0, 1, 1), (2, 4, 1), (5, 6, 0)]
+    with av.open(str(output)) as container:
+        assert len(list(container.decode(video=0))) == 7

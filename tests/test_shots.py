@@ -1,0 +1,101 @@
+"""Planning (shots, chunks), the `shots` command, and `--ray` refused cleanly where Ray is missing."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_shots_clip, shot_frames
+from stylereel.cli.main import app
+from stylereel.pipeline import io
+from stylereel.pipeline.config import Config
+from stylereel.pipeline.errors import ConfigError
+from stylereel.pipeline.shots import Shot, find_cuts, plan_video, split_shots
+from typer.testing import CliRunner
+
+
+def _invoke(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cuts_are_where_the_shots_change():
+    assert find_cuts(Config(), shot_frames((3, 4, 2))) == [0, 3, 7]
+
+
+def test_a_shot_held_still_has_no_cut():
+    frame = shot_frames((1,))[0]
+    assert find_cuts(Config(), [frame] * 4) == [0]
+
+
+def test_cut_threshold_1_finds_no_cut():
+    assert find_cuts(Config(cut_threshold=1.0), shot_frames((3, 4, 2))) == [0]
+
+
+def test_plan_gives_frames_and_times_of_each_shot(tmp_path):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (3, 4, 2))
+    plan = plan_video(clip.path, Config(max_side=48))
+    assert [(shot.first, shot.last, shot.n_frames) for shot in plan.shots] == [(0, 2, 3), (3, 6, 4), (7, 8, 2)]
+    assert [shot.start for shot in plan.shots] == pytest.approx([0, 3 / 24, 7 / 24], abs=1e-3)
+    assert [shot.end for shot in plan.shots] == pytest.approx([2 / 24, 6 / 24, 8 / 24], abs=1e-3)
+    assert plan.n_frames == 9 and (plan.width, plan.height) == (48, 32) and plan.seconds > 0
+
+
+def test_chunks_cover_every_frame_once_with_tails_inside_the_shot():
+    shots = [Shot(0, 9, 0, 0), Shot(10, 40, 0, 0), Shot(41, 41, 0, 0)]
+    chunks = split_shots(shots, max_chunk_frames=8, seam_frames=3)
+    owned = [index for chunk in chunks for index in range(chunk.first, chunk.last + 1)]
+    assert owned == list(range(42))
+    assert all(chunk.last - chunk.first + 1 <= 8 for chunk in chunks)
+    assert [chunk.shot for chunk in chunks] == [0, 0, 1, 1, 1, 1, 2]
+    for chunk, after in zip(chunks, chunks[1:]):
+        # a tail reaches into the next chunk of the same shot, never across a cut
+        assert chunk.tail == (min(3, after.last - after.first + 1) if after.shot == chunk.shot else 0)
+    assert chunks[-1].tail == 0
+
+
+def test_short_shots_are_not_chunked():
+    chunks = split_shots([Shot(0, 4, 0, 0), Shot(5, 12, 0, 0)], max_chunk_frames=8, seam_frames=2)
+    assert [(chunk.first, chunk.last, chunk.tail) for chunk in chunks] == [(0, 4, 0), (5, 12, 0)]
+
+
+@pytest.mark.parametrize("values, words", [
+    ({"ray": "nowhere"}, "ray must be auto, local or HOST:PORT"),
+    ({"ray": "host:99999"}, "ray must be"),
+    ({"max_chunk_frames": 0}, "max_chunk_frames must be positive"),
+    ({"seam_frames": 8, "max_chunk_frames": 8}, "seam_frames (8) must be below max_chunk_frames (8)"),
+    ({"ray_cpus": 0}, "ray_cpus must be positive"),
+])
+def test_bad_scale_out_settings(values, words):
+    with pytest.raises(ConfigError, match=None) as error:
+        Config(**values)
+    assert words in str(error.value)
+
+
+def test_shots_command_lists_shots_and_the_time_it_took(tmp_path):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (3, 4, 2))
+    result = _invoke("shots", clip.path, "--max-side", 48, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [(s["first"], s["last"], s["n_frames"]) for s in data["shots"]] == [(0, 2, 3), (3, 6, 4), (7, 8, 2)]
+    assert data["n_frames"] == 9 and data["seconds"] > 0
+    text = _invoke("shots", clip.path, "--max-side", 48)
+    assert text.exit_code == 0 and "3 shot(s), 9 frames at 48x32; planned in" in text.output
+
+
+def test_shots_command_on_a_missing_file(tmp_path):
+    result = _invoke("shots", tmp_path / "none.mp4")
+    assert result.exit_code == 2 and "none.mp4" in result.output and "Traceback" not in result.output
+
+
+def test_ray_option_without_ray_installed_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    clip = make_shots_clip(tmp_path / "shots.mkv", (2,))
+    style = tmp_path / "style.png"
+    io.write_image(style, np.full((32, 32, 3), 128, np.uint8))
+    output = tmp_path / "out.mp4"
+    result = _invoke("video", clip.path, "-s", style, "-o", output, "--ray", "local", "--max-side", 32)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        'error: --ray needs Ray, which is not installed here; install it with: pip install "stylereel[ray]"']
+    assert not output.exists() and not Path(str(output) + ".parts").exists()
