@@ -34,7 +34,7 @@ def measure(clip: Path, styles: list[Path], config, folder: Path, *, reuse: bool
     checkpoint = Checkpoint(Checkpoint.beside(output), {}, keep_images=True)
     fades = {chunk.last + k: k / (chunk.tail + 1) for chunk in chunks for k in range(1, chunk.tail + 1)}
     frames = [cluster.final_frame(checkpoint, index, fades.get(index)) for index in range(plan.n_frames)]
-    guides = [frame.image for frame in io.read_video(clip, max_side=config.max_side, max_frames=config.max_frames)]
+    guides = [frame.image for frame in io.read_video(clip, max_side=config.working_side, max_frames=config.max_frames)]
     starts = {shot.first for shot in plan.shots}
     seams = [(chunk.last + 1, chunk.tail) for chunk in chunks if chunk.last + 1 not in starts and chunk.last + 1 < plan.n_frames]
     seam_pairs = {t: boundary for boundary, tail in seams for t in range(boundary, boundary + tail + 1)

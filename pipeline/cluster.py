@@ -188,6 +188,7 @@ def stylize_video_on_ray(
     info = io.probe_video(content)
     output = output or io.default_output(content)
     run._check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    chosen = io.output_format(output)  # an unsupported suffix fails before any work
     run._check_stats(stats, inputs=[content, *styles], outputs=[output])
     width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
     if min(width, height) < minimum_side(config):
@@ -225,7 +226,7 @@ def stylize_video_on_ray(
                 emit(FrameDone(**record))
 
         todo = [chunk for chunk in chunks if chunk.first not in finished]
-        video = io.read_video(content, max_side=config.max_side, max_frames=config.max_frames)
+        video = io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)
         try:
             schedule(ray, _frames_of(todo, (frame.image for frame in video)), submit, store, emit, workers=workers,
                      total=len(todo))
@@ -243,7 +244,7 @@ def stylize_video_on_ray(
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted while encoding; every frame is kept in {checkpoint.folder}, "
                           "run the same command with --resume to encode them") from None
-    emit(Notice(run._audio_notice(writer.audio_mode, info.audio_codec)))
+    emit(Notice(run._audio_notice(writer.audio_mode, info.audio_codec, chosen)))
     records = [FrameDone(**record) for first in sorted(finished) for record in finished[first]["records"]]
     tasks = [{key: value for key, value in finished[first].items() if key != "records"} for first in sorted(finished)]
     devices = sorted({task.pop("device") for task in tasks})

@@ -103,7 +103,7 @@ def plan_video(path: Path, config: Config, *, callback: Callback | None = None) 
     start = time.perf_counter()
     info = io.probe_video(path)
     n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
-    video = io.read_video(path, max_side=config.max_side, max_frames=config.max_frames)
+    video = io.read_video(path, max_side=config.working_side, max_frames=config.max_frames)
     pts, times, time_base = [], [], Fraction(1)
 
     def images() -> Iterable[np.ndarray]:
