@@ -190,7 +190,10 @@ def test_a_real_signal_keeps_the_frames_and_resume_finishes(tmp_path, style, sig
     command = [sys.executable, "-m", "stylereel.cli", "video", str(clip.path), "-s", str(style), "-o", str(output),
                "--max-side", "32", "--first-iterations", "2", "--iterations", "40", "--no-settle", "--device", "cpu",
                "--quiet"]  # no settle: later frames run all their iterations, so the signal lands mid-run
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A shell that runs pytest in the background starts it with SIGINT ignored, and a child inherits
+    # that: give the child the default disposition, so Python installs its Ctrl-C handler.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state = tmp_path / "out.mp4.parts" / "state.pt"
     deadline = time.monotonic() + 300  # a loaded machine takes long to import torch
     while not state.exists() and process.poll() is None and time.monotonic() < deadline:
