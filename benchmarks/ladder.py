@@ -5,8 +5,8 @@
 
 Takes frame `--frame` of CLIP, fitted to each long side of `--sizes`, and stylizes it as a shot's
 first frame (`sequence.start_shot`) twice per repeat: with the ladder (the preset's coarse-to-fine)
-and from the content at full size (`coarse_to_fine = false`), in alternating order so both see the
-same machine load. Prints, per run, the seconds of `start_shot` (style Grams and model loading not
+and from the content at full size (`coarse_to_fine = false`; `--full-iterations` gives it its own
+budget, for a comparison at equal work), in alternating order so both see the same machine load. Prints, per run, the seconds of `start_shot` (style Grams and model loading not
 included), the iterations of each rung and the final weighted style and total loss at full size,
 which both variants measure against the same targets.
 
@@ -72,7 +72,9 @@ def compare(args: argparse.Namespace) -> None:
     for side in args.sizes:
         width, height = io.fit_size(frame.shape[1], frame.shape[0], side, even=True)
         content = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-        variants = {"ladder": config, "full size": dataclasses.replace(config, coarse_to_fine=False)}
+        full_budget = args.full_iterations or config.first_iterations
+        variants = {"ladder": config,
+                    "full size": dataclasses.replace(config, coarse_to_fine=False, first_iterations=full_budget)}
         sessions = {name: sequence.prepare_session(value, args.style, size=(height, width))
                     for name, value in variants.items()}
         for repeat in range(args.repeats):
@@ -110,6 +112,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--first-iterations", type=int, default=None, help="most iterations per rung")
+    parser.add_argument("--full-iterations", type=int, default=None,
+                        help="most iterations of the full-size variant (default: --first-iterations); e.g. the "
+                             "ladder's work in full-size iterations, for a comparison at equal work")
     parser.add_argument("--iteration", default=None, metavar="WxH", help="time single iterations at this size")
     parser.add_argument("--steps", type=int, default=2, help="iterations timed with --iteration")
     args = parser.parse_args()
