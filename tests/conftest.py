@@ -222,3 +222,28 @@ def make_shots_clip(path: Path, lengths: tuple[int, ...], *, size: tuple[int, in
         output.mux(video.encode(None))
         _write_audio(output, audio, round(len(frames) / rate * SAMPLE_RATE))
     return Clip(path=path, frames=frames, pts=list(range(len(frames))), time_base=1 / rate, rate=rate)
+
+
+@pytest.fixture
+def style(tmp_path: Path) -> Path:
+    """A 48x48 stripy, saturated image: a style far from the test clips' statistics."""
+    y, x = np.mgrid[0:48, 0:48]
+    array = np.stack([(np.sin(x / 2.0) > 0) * 255, (np.sin((x + y) / 3.0) > 0) * 200, (y % 8 < 4) * 90], -1)
+    path = tmp_path / "style.png"
+    Image.fromarray(array.astype(np.uint8)).save(path)
+    return path
+
+
+def interrupt_on_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make the n-th `sequence.stylize_frame` call raise KeyboardInterrupt, as Ctrl-C would."""
+    from stylereel.pipeline import sequence
+
+    original, calls = sequence.stylize_frame, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sequence, "stylize_frame", interrupted)

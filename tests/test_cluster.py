@@ -26,14 +26,6 @@ TINY = Config(max_side=32, first_iterations=4, iterations=2, device="cpu", settl
 SHOTS = (3, 4, 2)  # frames per shot of the test clip
 
 
-@pytest.fixture
-def style(tmp_path: Path) -> Path:
-    y, x = np.mgrid[0:48, 0:48]
-    array = np.stack([(np.sin(x / 2.0) > 0) * 255, (np.sin((x + y) / 3.0) > 0) * 200, (y % 8 < 4) * 90], -1)
-    path = tmp_path / "style.png"
-    io.write_image(path, array.astype(np.uint8))
-    return path
-
 
 def _frames(parts: Path, n: int) -> list[np.ndarray]:
     return [io.read_image(parts / f"{index:06d}.png") for index in range(n)]

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import make_video
+from conftest import interrupt_on_call, make_video
 from stylereel.pipeline import color, io, run, sequence
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, Interrupted
@@ -103,17 +103,6 @@ def test_luminance_video_with_two_styles_and_two_passes_keeps_colours_timing_and
         assert _difference(stylized, content) <= LUMINANCE_BOUND + 2
 
 
-def _interrupt_on_call(monkeypatch, n: int) -> None:
-    original, calls = sequence.stylize_frame, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(sequence, "stylize_frame", interrupted)
-
 
 @pytest.mark.parametrize("mode", ["luminance", "histogram"])
 def test_resume_checks_the_mode_and_continues_to_the_same_frames(tmp_path, styles, monkeypatch, mode):
@@ -123,7 +112,7 @@ def test_resume_checks_the_mode_and_continues_to_the_same_frames(tmp_path, style
         io.write_image(folder / f"{index + 1}.png", np.roll(_texture(24, 32, 4), 2 * index, axis=1))
     config = replace(TINY, preserve_colors=mode)
     run.stylize_frames(folder, styles, tmp_path / "whole", config)
-    _interrupt_on_call(monkeypatch, 3)  # frame 3 stops: the resume is inside the first shot
+    interrupt_on_call(monkeypatch, 3)  # frame 3 stops: the resume is inside the first shot
     with pytest.raises(Interrupted, match=r"after 2 frame\(s\)"):
         run.stylize_frames(folder, styles, tmp_path / "parts", config)
     monkeypatch.undo()

@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import make_video
+from conftest import interrupt_on_call, make_video
 from stylereel.cli.main import _sigterm_as_interrupt
 from stylereel.pipeline import io, run, sequence
 from stylereel.pipeline.config import Config
@@ -40,22 +40,10 @@ def folder(tmp_path):
     return path
 
 
-def _interrupt_on_call(monkeypatch, n: int) -> None:
-    """Make the n-th stylize_frame call raise KeyboardInterrupt, as Ctrl-C would."""
-    original, calls = sequence.stylize_frame, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(sequence, "stylize_frame", interrupted)
-
 
 def test_interrupted_frames_run_resumes_to_the_same_frames(tmp_path, style, folder, monkeypatch):
     run.stylize_frames(folder, [style], tmp_path / "whole", TINY)
-    _interrupt_on_call(monkeypatch, 3)
+    interrupt_on_call(monkeypatch, 3)
     with pytest.raises(Interrupted, match=r"after 2 frame\(s\).*--resume"):
         run.stylize_frames(folder, [style], tmp_path / "parts", TINY)
     assert (tmp_path / "parts.parts" / "state.pt").exists()
@@ -77,7 +65,7 @@ def test_interrupted_frames_run_resumes_to_the_same_frames(tmp_path, style, fold
 def test_resume_continues_the_random_state(tmp_path, style, folder, monkeypatch):
     config = replace(TINY, init="random", temporal_weight=0.0)
     run.stylize_frames(folder, [style], tmp_path / "whole", config)
-    _interrupt_on_call(monkeypatch, 3)
+    interrupt_on_call(monkeypatch, 3)
     with pytest.raises(Interrupted):
         run.stylize_frames(folder, [style], tmp_path / "parts", config)
     monkeypatch.undo()
@@ -89,7 +77,7 @@ def test_resume_continues_the_random_state(tmp_path, style, folder, monkeypatch)
 def test_interrupted_video_resumes_complete_ordered_and_with_audio(tmp_path, style, monkeypatch):
     clip = make_video(tmp_path / "clip.mp4", n_frames=4)
     output = tmp_path / "out.mp4"
-    _interrupt_on_call(monkeypatch, 4)
+    interrupt_on_call(monkeypatch, 4)
     with pytest.raises(Interrupted, match=r"after 3 frame\(s\)"):
         run.stylize_video(clip.path, [style], output, TINY)
     assert not output.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -107,14 +95,14 @@ def test_interrupted_video_resumes_complete_ordered_and_with_audio(tmp_path, sty
 
 
 def test_interrupt_before_any_frame_leaves_nothing(tmp_path, style, folder, monkeypatch):
-    _interrupt_on_call(monkeypatch, 1)
+    interrupt_on_call(monkeypatch, 1)
     with pytest.raises(Interrupted, match="nothing was written"):
         run.stylize_frames(folder, [style], tmp_path / "out", TINY)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.parts").exists()
 
 
 def test_overwrite_discards_a_checkpoint(tmp_path, style, folder, monkeypatch):
-    _interrupt_on_call(monkeypatch, 2)
+    interrupt_on_call(monkeypatch, 2)
     with pytest.raises(Interrupted):
         run.stylize_frames(folder, [style], tmp_path / "out", TINY)
     monkeypatch.undo()
@@ -138,7 +126,7 @@ def test_sigterm_becomes_a_keyboard_interrupt_and_the_previous_handler_comes_bac
 
 
 def _interrupted_after_two(tmp_path, style, folder, monkeypatch, config=TINY):
-    _interrupt_on_call(monkeypatch, 3)
+    interrupt_on_call(monkeypatch, 3)
     with pytest.raises(Interrupted, match=r"after 2 frame\(s\)"):
         run.stylize_frames(folder, [style], tmp_path / "out", config)
     monkeypatch.undo()

@@ -20,15 +20,6 @@ from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, 
 TINY = replace(Config(), max_side=32, first_iterations=4, iterations=2, device="cpu", settle=False)
 
 
-@pytest.fixture
-def style(tmp_path: Path) -> Path:
-    """A 48x48 stripy, saturated image: a style far from the blob clip's statistics."""
-    y, x = np.mgrid[0:48, 0:48]
-    array = np.stack([(np.sin(x / 2.0) > 0) * 255, (np.sin((x + y) / 3.0) > 0) * 200, (y % 8 < 4) * 90], -1)
-    path = tmp_path / "style.png"
-    io.write_image(path, array.astype(np.uint8))
-    return path
-
 
 def _decode(path: Path) -> tuple[list[np.ndarray], list[float], list[str]]:
     with av.open(str(path)) as container:
