@@ -224,6 +224,19 @@ def make_shots_clip(path: Path, lengths: tuple[int, ...], *, size: tuple[int, in
     return Clip(path=path, frames=frames, pts=list(range(len(frames))), time_base=1 / rate, rate=rate)
 
 
+def write_lossless_clip(path: Path, frames: list[np.ndarray]) -> Path:
+    """Write uint8 (H, W, 3) RGB `frames` as lossless FFV1 (RGB) at 25 fps, pts 0, 1, 2 ...; returns `path`."""
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "bgr0"
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode(None))
+    return path
+
+
 @pytest.fixture
 def style(tmp_path: Path) -> Path:
     """A 48x48 stripy, saturated image: a style far from the test clips' statistics."""

@@ -1,12 +1,11 @@
 """The flicker metric on clips whose answer is known, and the evaluate command."""
 
 import json
-from fractions import Fraction
 
-import av
 import cv2
 import numpy as np
 import pytest
+from conftest import write_lossless_clip
 from stylereel.cli.main import app
 from stylereel.pipeline.evaluate import evaluate_video, warp_error
 from typer.testing import CliRunner
@@ -18,18 +17,6 @@ def _texture(h: int, w: int, seed: int) -> np.ndarray:
     smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
     return (smooth * 200 + 20).astype(np.uint8)
 
-
-def _write(path, frames):
-    """Lossless FFV1 at 25 fps."""
-    with av.open(str(path), "w") as output:
-        stream = output.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "bgr0"
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, 25)
-            output.mux(stream.encode(frame))
-        output.mux(stream.encode(None))
-    return path
 
 
 def test_static_clip_gives_zero():
@@ -49,8 +36,8 @@ def test_a_pan_explained_by_the_flow_gives_almost_zero_and_flicker_does_not():
 
 def test_evaluate_video_and_cli(tmp_path):
     frame = _texture(32, 48, 3)
-    content = _write(tmp_path / "content.mkv", [frame] * 3)
-    stylized = _write(tmp_path / "stylized.mkv", [255 - frame] * 3)
+    content = write_lossless_clip(tmp_path / "content.mkv", [frame] * 3)
+    stylized = write_lossless_clip(tmp_path / "stylized.mkv", [255 - frame] * 3)
     result = evaluate_video(content, stylized)
     assert result.n_frames == 3 and (result.width, result.height) == (48, 32)
     assert result.warp_error == pytest.approx(0.0, abs=1e-9)
@@ -71,12 +58,12 @@ def test_evaluate_refuses_a_missing_video(tmp_path):
 def test_evaluate_a_known_pan_and_the_content_loss(tmp_path):
     wide = _texture(32, 72, 5)
     pan = [np.ascontiguousarray(wide[:, 12 - 3 * t: 60 - 3 * t]) for t in range(4)]  # content moves 3 px right
-    content = _write(tmp_path / "content.mkv", pan)
+    content = write_lossless_clip(tmp_path / "content.mkv", pan)
     style = tmp_path / "style.png"
     cv2.imwrite(str(style), _texture(32, 32, 4))
     # A result that moves with the content is as steady as the content; one that stays put is not.
-    follows = _write(tmp_path / "follows.mkv", [255 - frame for frame in pan])
-    stays = _write(tmp_path / "stays.mkv", [255 - pan[0]] * 4)
+    follows = write_lossless_clip(tmp_path / "follows.mkv", [255 - frame for frame in pan])
+    stays = write_lossless_clip(tmp_path / "stays.mkv", [255 - pan[0]] * 4)
     moving = evaluate_video(content, follows, [style])
     still = evaluate_video(content, stays)
     assert moving.content_warp_error < 1e-3 and moving.warp_error < 2 * moving.content_warp_error + 1e-4

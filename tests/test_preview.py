@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from conftest import write_lossless_clip
 from stylereel.cli.main import app
 from stylereel.pipeline import io, preview, run
 from stylereel.pipeline.config import Config, PreserveColors
@@ -49,14 +48,7 @@ def _shots_clip(path: Path) -> list[np.ndarray]:
     rng = np.random.default_rng(1)
     frames = [np.stack([(x + t) * 7 % 256, y * 10, np.full_like(x, 90)], -1).astype(np.uint8) for t in range(5)]
     frames += [(rng.random((24, 32, 3)) * 255).astype(np.uint8) for _ in range(3)]
-    with av.open(str(path), "w") as output:
-        stream = output.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 32, 24, "bgr0"
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, 25)
-            output.mux(stream.encode(frame))
-        output.mux(stream.encode(None))
+    write_lossless_clip(path, frames)
     return frames
 
 
