@@ -30,7 +30,8 @@ def measure(clip: Path, styles: list[Path], config, folder: Path, *, reuse: bool
     if not (reuse and output.exists()):
         run.stylize_video(clip, styles, output, config, overwrite=True, keep_frames=True)
     plan = plan_video(clip, config)
-    chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames)
+    chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
+                         motion=plan.motion)
     checkpoint = Checkpoint(Checkpoint.beside(output), {}, keep_images=True)
     fades = {chunk.last + k: k / (chunk.tail + 1) for chunk in chunks for k in range(1, chunk.tail + 1)}
     frames = [cluster.final_frame(checkpoint, index, fades.get(index)) for index in range(plan.n_frames)]

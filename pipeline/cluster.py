@@ -202,7 +202,8 @@ def stylize_video_on_ray(
     with connect(config.ray) as ray:
         options, workers = placement(ray, config)
         plan = plan_video(content, config, callback=emit)
-        chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames)
+        chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
+                             motion=plan.motion)
         emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "
                     f"({plan.seconds / plan.n_frames * 1e3:.0f} ms/frame): {len(plan.shots)} shot(s), "
                     f"{len(chunks)} task(s) for {workers} worker(s)"))

@@ -51,9 +51,7 @@ def warp_error(frames: list[np.ndarray], guides: list[np.ndarray], *, method: Fl
         forward = flow.optical_flow(guides[t - stride], guides[t], method=method)
         backward = flow.optical_flow(guides[t], guides[t - stride], method=method)
         mask = flow.occlusion_mask(forward, backward)  # (1, 1, H, W)
-        warped = flow.warp(io.to_tensor(frames[t - stride]), backward)
-        squared = (io.to_tensor(frames[t]) - warped).pow(2).mean(1, keepdim=True)  # (1, 1, H, W)
-        errors.append(float((mask * squared).sum() / mask.sum().clamp(min=1.0)))
+        errors.append(flow.warp_residual(io.to_tensor(frames[t - stride]), io.to_tensor(frames[t]), backward, mask))
     return float(np.mean(errors))
 
 

@@ -113,6 +113,15 @@ def closest_first(masks: Tensor) -> Tensor:
     return (masks - before).clamp(min=0.0)
 
 
+def warp_residual(previous: Tensor, current: Tensor, flow_backward: Tensor, mask: Tensor) -> float:
+    """Mean squared difference between `current` and `previous` warped into it, over the pixels `mask` trusts.
+
+    Both (1, 3, H, W) in [0, 1], averaged over RGB: one pair's E_warp (Lai et al. 2018).
+    """
+    squared = (current - warp(previous, flow_backward)).pow(2).mean(1, keepdim=True)  # (1, 1, H, W)
+    return float((mask * squared).sum() / mask.sum().clamp(min=1.0))
+
+
 def unlinked_fraction(previous: Tensor, current: Tensor, flow_backward: Tensor, mask: Tensor) -> float:
     """Share of pixels of `current` that the flow cannot explain from `previous` (both (1, 3, H, W) [0, 1]).
 

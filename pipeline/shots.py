@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -62,6 +62,7 @@ class Plan:
     width: int
     height: int
     seconds: float  # how long the planning pass took
+    motion: list[float] = field(default_factory=list)  # per frame: the content's E_warp from the frame before (0 at a shot's start)
 
     @property
     def n_frames(self) -> int:
@@ -69,29 +70,40 @@ class Plan:
 
 
 def find_cuts(config: Config, frames: Iterable[np.ndarray]) -> list[int]:
-    """Indices of the frames that start a new shot (0 first), by the chain's scene-cut test.
+    """Indices of the frames that start a new shot (0 first), by the chain's scene-cut test (see `scan`)."""
+    return scan(config, frames)[0]
+
+
+def scan(config: Config, frames: Iterable[np.ndarray]) -> tuple[list[int], list[float]]:
+    """The frames that start a new shot (0 first), and how much the footage moves at each frame.
 
     `frames` are uint8 (H, W, 3) at the working size. Frame t starts a shot when more than
     `config.cut_threshold` of its pixels cannot be linked to frame t-1 by the flow (occlusion
     mask, or a colour error above the photometric threshold): `sequence.link_frames` at offset 1.
+    Its motion is the content's own warping error from frame t-1 (0 where a shot starts): how far
+    the flow falls short of explaining the frame, the floor under a stylized pair's warp error there.
     """
-    starts, previous = [], None
+    starts, motion, previous = [], [], None
     for index, frame in enumerate(frames):
-        if previous is None or _unlinked(config, previous, frame) > config.cut_threshold:
+        unlinked, residual = (1.0, 0.0) if previous is None else _link(config, previous, frame)
+        if unlinked > config.cut_threshold or previous is None:
             starts.append(index)
+            residual = 0.0
+        motion.append(residual)
         previous = frame
-    return starts
+    return starts, motion
 
 
-def _unlinked(config: Config, previous: np.ndarray, frame: np.ndarray) -> float:
-    """Share of the pixels of `frame` the flow cannot explain from `previous`, as the chain measures it."""
+def _link(config: Config, previous: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
+    """Share of the pixels of `frame` the flow cannot explain from `previous`, as the chain measures
+    it, and the content's warping error over the pixels it can."""
     forward = backward = None
     if config.flow != Flow.none:
         forward = flow.optical_flow(previous, frame, method=config.flow)
         backward = flow.optical_flow(frame, previous, method=config.flow)
-    content = io.to_tensor(frame)
+    earlier, content = io.to_tensor(previous), io.to_tensor(frame)
     backward, mask = flow_and_mask(forward, backward, content)
-    return flow.unlinked_fraction(io.to_tensor(previous), content, backward, mask)
+    return flow.unlinked_fraction(earlier, content, backward, mask), flow.warp_residual(earlier, content, backward, mask)
 
 
 def plan_video(path: Path, config: Config, *, callback: Callback | None = None) -> Plan:
@@ -115,25 +127,51 @@ def plan_video(path: Path, config: Config, *, callback: Callback | None = None) 
             emit(FramesChecked(len(pts), max(n_frames or 0, len(pts))))
             yield frame.image
 
-    starts = find_cuts(config, images())
+    starts, motion = scan(config, images())
     ends = [*(first - 1 for first in starts[1:]), len(pts) - 1]
     shots = [Shot(first, last, times[first], times[last]) for first, last in zip(starts, ends)]
     width, height = video.size
-    return Plan(shots, pts, time_base, width, height, time.perf_counter() - start)
+    return Plan(shots, pts, time_base, width, height, time.perf_counter() - start, motion)
 
 
-def split_shots(shots: list[Shot], *, max_chunk_frames: int, seam_frames: int) -> list[Chunk]:
+def split_shots(shots: list[Shot], *, max_chunk_frames: int, seam_frames: int,
+                motion: list[float] | None = None) -> list[Chunk]:
     """Cut each shot longer than `max_chunk_frames` into that many frames or fewer, as evenly as
     possible; every chunk but a shot's last also takes the `seam_frames` after it (its tail, at
-    most the next chunk's length). In video order."""
+    most the next chunk's length). In video order.
+
+    With `motion` (per frame, `Plan.motion`), each boundary moves up to `max_chunk_frames // 8`
+    frames from the even split to where the footage is calmest over the cross-fade that follows
+    it (the least largest motion over its pairs), so a seam lands where consecutive frames differ
+    least anyway (README, Scale out).
+    """
     chunks = []
     for number, shot in enumerate(shots):
-        pieces = math.ceil(shot.n_frames / max_chunk_frames)
-        bounds = [shot.first + round(k * shot.n_frames / pieces) for k in range(pieces + 1)]
-        for k in range(pieces):
-            following = bounds[k + 2] - bounds[k + 1] if k + 2 <= pieces else 0  # the next chunk's frames
+        bounds = _bounds(shot, max_chunk_frames, seam_frames, motion)
+        for k in range(len(bounds) - 1):
+            following = bounds[k + 2] - bounds[k + 1] if k + 2 < len(bounds) else 0  # the next chunk's frames
             chunks.append(Chunk(number, bounds[k], bounds[k + 1] - 1, min(seam_frames, following)))
     return chunks
+
+
+def _bounds(shot: Shot, max_chunk_frames: int, seam_frames: int, motion: list[float] | None) -> list[int]:
+    """The first frame of each chunk of `shot`, then the frame after the shot."""
+    pieces = math.ceil(shot.n_frames / max_chunk_frames)
+    even = [shot.first + round(k * shot.n_frames / pieces) for k in range(pieces + 1)]
+    if motion is None or pieces == 1:
+        return even
+    reach, end, bounds = max_chunk_frames // 8, shot.last + 1, [shot.first]
+    for k in range(1, pieces):
+        left = pieces - k  # chunks still to come after this boundary
+        low = max(even[k] - reach, bounds[-1] + 1, end - left * max_chunk_frames)
+        high = min(even[k] + reach, bounds[-1] + max_chunk_frames, end - left)
+
+        def calm(boundary: int) -> tuple[float, int]:
+            pairs = motion[boundary : min(boundary + seam_frames + 1, end)]  # the pairs the cross-fade touches
+            return max(pairs, default=0.0), abs(boundary - even[k])
+
+        bounds.append(min(range(low, high + 1), key=calm))
+    return [*bounds, end]
 
 
 def plan_summary(plan: Plan) -> dict:

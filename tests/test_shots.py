@@ -11,7 +11,7 @@ from stylereel.cli.main import app
 from stylereel.pipeline import io
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError
-from stylereel.pipeline.shots import Shot, find_cuts, plan_video, split_shots
+from stylereel.pipeline.shots import Shot, find_cuts, plan_video, scan, split_shots
 from typer.testing import CliRunner
 
 
@@ -30,6 +30,16 @@ def test_a_shot_held_still_has_no_cut():
 
 def test_cut_threshold_1_finds_no_cut():
     assert find_cuts(Config(cut_threshold=1.0), shot_frames((3, 4, 2))) == [0]
+
+
+def test_motion_is_zero_where_a_shot_starts_and_in_a_still_shot():
+    frames = shot_frames((3, 4))
+    still = [frames[0]] * 3
+    starts, motion = scan(Config(), frames + still)
+    assert starts == [0, 3, 7]
+    assert len(motion) == 10 and motion[0] == motion[3] == motion[7] == 0.0
+    assert motion[8] == pytest.approx(0.0, abs=1e-9) and motion[9] == pytest.approx(0.0, abs=1e-9)  # the same frame again
+    assert all(value > 0 for value in motion[1:3] + motion[4:7])  # a sub-pixel-filtered pan leaves a residual
 
 
 def test_plan_gives_frames_and_times_of_each_shot(tmp_path):
@@ -52,6 +62,34 @@ def test_chunks_cover_every_frame_once_with_tails_inside_the_shot():
         # a tail reaches into the next chunk of the same shot, never across a cut
         assert chunk.tail == (min(3, after.last - after.first + 1) if after.shot == chunk.shot else 0)
     assert chunks[-1].tail == 0
+
+
+def test_seams_move_to_the_calmest_stretch_within_reach():
+    shot = Shot(0, 95, 0, 0)  # 96 frames in chunks of at most 40: 3 chunks, even split at 32 and 64
+    motion = [1.0] * 96
+    motion[36:40] = [0.1] * 4  # a calm stretch 4 frames after the first even boundary
+    motion[64:68] = [0.1] * 4
+    chunks = split_shots([shot], max_chunk_frames=40, seam_frames=3, motion=motion)
+    assert [(chunk.first, chunk.last, chunk.tail) for chunk in chunks] == [(0, 35, 3), (36, 63, 3), (64, 95, 0)]
+    # the cross-fade after each boundary b touches pairs b .. b+3, all inside the calm stretch
+    even = split_shots([shot], max_chunk_frames=40, seam_frames=3)
+    assert [chunk.first for chunk in even] == [0, 32, 64]
+    # out of reach (40 // 8 = 5 frames) a calm stretch is not chased
+    far = [1.0] * 96
+    far[45:49] = [0.1] * 4
+    assert [c.first for c in split_shots([shot], max_chunk_frames=40, seam_frames=3, motion=far)][1] in range(27, 38)
+
+
+def test_moved_seams_keep_every_chunk_within_the_limit():
+    rng = np.random.default_rng(0)
+    shots = [Shot(0, 9, 0, 0), Shot(10, 130, 0, 0), Shot(131, 200, 0, 0)]
+    for _ in range(20):
+        motion = list(rng.random(201))
+        chunks = split_shots(shots, max_chunk_frames=24, seam_frames=4, motion=motion)
+        owned = [index for chunk in chunks for index in range(chunk.first, chunk.last + 1)]
+        assert owned == list(range(201))
+        assert all(1 <= chunk.last - chunk.first + 1 <= 24 for chunk in chunks)
+        assert len(chunks) == len(split_shots(shots, max_chunk_frames=24, seam_frames=4))
 
 
 def test_short_shots_are_not_chunked():
