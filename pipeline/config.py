@@ -88,6 +88,7 @@ class Config:
     style_weight: float = 1e-4  # beta: weight of the style loss
     tv_weight: float = 1e5  # weight of the total-variation smoothness loss on [0, 1] pixels
     temporal_weight: float = 2e7  # weight of Ruder's temporal loss (0 disables it; README: how it was chosen)
+    range_weight: float = 0.0  # weight of the mean squared excess of pixels outside [0, 1], where the result is clamped (README: The range term)
     settle: bool = True  # a later frame (prev/prev-warped start) stops once its loss is back to the previous frame's
     hold_step: float = 0.0  # held pixels of a later frame move about this much (1/255 units, mean) at most: the temporal weight is raised per frame to hold it (0: fixed weight)
     long_term: tuple[int, ...] = ()  # earlier frames also held by the temporal loss, e.g. (1, 2, 4) (Ruder 3.2)
@@ -139,7 +140,7 @@ class Config:
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
-            self, "content_weight", "style_weight", "tv_weight", "temporal_weight",
+            self, "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight",
             "stop_tolerance", "prefetch", "hold_step",
         )
         if len(self.style_layer_weights) != len(self.style_layers):

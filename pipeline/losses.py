@@ -53,6 +53,12 @@ def tv_loss(image: Tensor) -> Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def range_loss(image: Tensor) -> Tensor:
+    """Mean squared distance of pixel values from [0, 1] (0 inside it). Departs from Gatys and Ruder:
+    their pixels move freely and the result is clamped once at the end (README, The range term)."""
+    return (image - image.clamp(0.0, 1.0)).pow(2).mean()
+
+
 def temporal_loss(image: Tensor, warped: Tensor, mask: Tensor) -> Tensor:
     """Ruder et al. 2016 eq. 7 and 9: mask-weighted squared difference to warped earlier frames.
 

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .config import Config, Optimizer
 from .lbfgs import LBFGS
-from .losses import content_loss, gram_matrix, style_loss, temporal_loss, tv_loss
+from .losses import content_loss, gram_matrix, range_loss, style_loss, temporal_loss, tv_loss
 from .model import VGG19
 
 # Loss values for the progress bar are read (a device sync on a GPU) this often.
@@ -68,6 +68,8 @@ def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) 
         "style": config.style_weight * style,
         "tv": config.tv_weight * tv_loss(image),
     }
+    if config.range_weight > 0:
+        terms["range"] = config.range_weight * range_loss(image)
     if targets.warped is not None and config.temporal_weight > 0:
         weight = config.temporal_weight if targets.temporal_weight is None else targets.temporal_weight
         terms["temporal"] = weight * temporal_loss(image, targets.warped, targets.mask)
@@ -77,7 +79,7 @@ def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) 
 
 def look(losses: dict[str, float]) -> float:
     """How far a frame is from its content and style: its loss without the temporal term."""
-    return losses["content"] + losses["style"] + losses["tv"]
+    return losses["total"] - losses.get("temporal", 0.0)
 
 
 def stylize_frame(

@@ -1,7 +1,8 @@
 """Losses on tiny tensors: hand-computed values, invariants and gradchecks."""
 
+import pytest
 import torch
-from stylereel.pipeline.losses import content_loss, gram_matrix, style_loss, temporal_loss, tv_loss
+from stylereel.pipeline.losses import content_loss, gram_matrix, range_loss, style_loss, temporal_loss, tv_loss
 
 
 def test_gram_matrix_shape_and_hand_value():
@@ -58,6 +59,18 @@ def test_temporal_loss_zero_where_equal_and_masked_elsewhere():
     mask[..., 0, :] = 1
     # Ruder eq. 7: (1/D) sum c_k (x_k - w_k)^2 with D = W x H x C = 4 x 4 x 3 = 48 (12 entries differ by 0.5).
     assert abs(temporal_loss(image, warped, mask).item() - 0.25 * 12 / (4 * 4 * 3)) < 1e-6
+
+
+def test_range_loss_is_zero_inside_and_the_mean_squared_excess_outside():
+    inside = torch.rand(1, 3, 4, 4)
+    assert range_loss(inside) == 0
+    image = torch.full((1, 3, 2, 2), 0.5)
+    image[0, 0, 0, 0], image[0, 1, 1, 1] = 1.5, -0.25  # 0.5 over and 0.25 under, of 12 values
+    assert range_loss(image).item() == pytest.approx((0.5**2 + 0.25**2) / 12)
+    image.requires_grad_(True)
+    range_loss(image).backward()
+    assert image.grad[0, 0, 0, 0] > 0 and image.grad[0, 1, 1, 1] < 0  # pushed back towards the range
+    assert (image.grad[0, 2] == 0).all()
 
 
 def test_losses_never_modify_inputs():

@@ -8,7 +8,7 @@ from conftest import HostReads
 from stylereel.pipeline.config import Config, Optimizer
 from stylereel.pipeline.losses import gram_matrix
 from stylereel.pipeline.model import VGG19
-from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams, stylize_frame
+from stylereel.pipeline.optimize import Targets, _Optimisation, content_targets, frame_losses, style_grams, stylize_frame
 
 CONFIG = replace(Config(), style_weight=1e-2, tv_weight=0.0)
 
@@ -54,6 +54,23 @@ def test_temporal_loss_pulls_towards_the_warped_frame(setup):
     free = stylize_frame(model, content, targets, config=CONFIG, n_iters=4).image
     held = stylize_frame(model, content, pulled, config=replace(CONFIG, temporal_weight=1e6), n_iters=4).image
     assert (held - warped).abs().mean() < (free - warped).abs().mean()
+
+
+def test_range_term_keeps_the_optimum_inside_what_the_result_is_clamped_to(setup):
+    model, content, targets = setup
+    pulled = Targets(targets.content, targets.grams, warped=torch.full_like(content, 1.4), mask=torch.ones(1, 1, 24, 24))
+    config = replace(CONFIG, temporal_weight=1e6)  # a pull towards values above 1, as a strong style can give
+    free = stylize_frame(model, content, pulled, config=config, n_iters=8)
+    bounded = stylize_frame(model, content, pulled, config=replace(config, range_weight=1e8), n_iters=8)
+    assert "range" not in free.losses and bounded.losses["range"] < 1e-2 * bounded.losses["total"]
+
+    def excess(settings: Config) -> float:  # how far the optimiser's own pixels leave [0, 1] before the clamp
+        optimisation = _Optimisation(model, content, pulled, settings)
+        for _ in range(8):
+            optimisation.step()
+        return (optimisation.image - optimisation.image.clamp(0, 1)).abs().max().item()
+
+    assert excess(replace(config, range_weight=1e8)) < 0.1 * excess(config)
 
 
 def test_blended_grams_are_the_weighted_mean(setup):
