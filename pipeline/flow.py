@@ -91,6 +91,11 @@ def _leaves_frame(flow: Tensor) -> Tensor:
 PHOTOMETRIC_THRESHOLD = 0.1
 
 
+def photometric_error(earlier: Tensor, current: Tensor, flow_backward: Tensor) -> Tensor:
+    """Largest per-channel difference (B, 1, H, W) between `current` and `earlier` warped into it."""
+    return (warp(earlier, flow_backward) - current).abs().amax(1, keepdim=True)
+
+
 def photometric_mask(earlier: Tensor, current: Tensor, flow_backward: Tensor, *,
                      threshold: float = PHOTOMETRIC_THRESHOLD) -> Tensor:
     """1 where `earlier` (B, 3, H, W) warped into `current` along `flow_backward` matches it within
@@ -100,8 +105,14 @@ def photometric_mask(earlier: Tensor, current: Tensor, flow_backward: Tensor, *,
     near-zero, self-consistent flow, so pixels the occluder covered in the earlier frame would be
     held to what it painted there. Returns (B, 1, H, W) float.
     """
-    error = (warp(earlier, flow_backward) - current).abs().amax(1, keepdim=True)  # (B, 1, H, W)
-    return (error <= threshold).to(current.dtype)
+    return (photometric_error(earlier, current, flow_backward) <= threshold).to(current.dtype)
+
+
+def best_explained(masks: Tensor, errors: Tensor, *, margin: float) -> Tensor:
+    """Keep, per pixel, only the rows of `masks` (J, 1, H, W) whose link explains the content within
+    `margin` of the best linked row: `errors` (J, 1, H, W) are each row's `photometric_error`."""
+    errors = torch.where(masks > 0.5, errors, torch.inf)
+    return masks * (errors <= errors.amin(0, keepdim=True) + margin).to(masks.dtype)
 
 
 def closest_first(masks: Tensor) -> Tensor:

@@ -406,6 +406,9 @@ def _offset(emit: Callback, done: int, total: int) -> Callback:
 # Largest per-channel difference, in [0, 1] units, for a pixel to count as unchanged in place
 # (tighter than flow.PHOTOMETRIC_THRESHOLD: a pixel linked without any flow must really be the same).
 STILL_THRESHOLD = 0.05
+# With several offsets, how much worse (largest per-channel difference, [0, 1] units) a nearer frame's
+# link may explain the content than the best one and still hold the pixel (about 1/255, noise).
+LINK_MARGIN = 0.005
 
 
 @dataclass(frozen=True)
@@ -432,10 +435,11 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
     `content` is frame t as (1, 3, H, W) on the run's device; `earlier` holds the stylized frames
     t-1, t-2, ... of the current shot, nearest first; `flows` link t to the content frames before it.
     Each mask is Ruder's (forward-backward and motion-boundary checks) times a photometric check, and
-    the masks of several offsets are made exclusive, nearest first (Ruder et al. 2016, eq. 9).
+    the masks of several offsets are made exclusive, nearest first (Ruder et al. 2016, eq. 9), among
+    the links that explain the content within `LINK_MARGIN` of the best one.
     """
     device = content.device
-    warped, masks, unlinked = [], [], 1.0
+    warped, masks, errors, unlinked = [], [], [], 1.0
     for j in sorted(flows.backward):
         if j > len(earlier):
             break
@@ -445,19 +449,29 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
             unlinked = flow.unlinked_fraction(previous_content, content, backward, mask)
             if unlinked > config.cut_threshold:
                 return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True)
-        mask = mask * flow.photometric_mask(previous_content, content, backward)
+        error = flow.photometric_error(previous_content, content, backward)  # (1, 1, H, W)
+        mask = mask * (error <= flow.PHOTOMETRIC_THRESHOLD).to(mask.dtype)
         moved = flow.warp(earlier[j - 1], backward)
         if j > 1:
-            # Long-term offsets also link a pixel the flow could not where its content is unchanged in
-            # place: DIS drags the background behind a moving occluder along with it, and the flow
-            # check then rejects exactly the background that reappears (README, Long-term consistency).
-            still = (1 - mask) * flow.photometric_mask(previous_content, content, torch.zeros_like(backward),
-                                                       threshold=STILL_THRESHOLD)
+            # Long-term offsets link a pixel in place where its content is unchanged there and the flow
+            # could not link it or explains it worse: DIS drags the background behind a moving occluder
+            # along with it, so the flow check rejects, or links to the wrong place, exactly the
+            # background that reappears (README, Long-term consistency).
+            in_place = flow.photometric_error(previous_content, content, torch.zeros_like(backward))
+            still = ((in_place <= STILL_THRESHOLD) & ((mask < 0.5) | (in_place + LINK_MARGIN < error))).to(mask.dtype)
             moved = still * earlier[j - 1] + (1 - still) * moved
-            mask = mask + still
+            mask = torch.maximum(mask, still)
+            error = still * in_place + (1 - still) * error
         masks.append(mask)
         warped.append(moved)
-    return Link(torch.cat(warped), flow.closest_first(torch.cat(masks)), unlinked, False)
+        errors.append(error)
+    masks = torch.cat(masks)
+    if len(masks) > 1:
+        # Departs from Ruder eq. 9: a nearer frame holds a pixel only if its link explains the content
+        # about as well as the best one; a dragged flow to t-1 that passes the checks must not win
+        # over t-4's exact link in place (README, Long-term consistency).
+        masks = flow.best_explained(masks, torch.cat(errors), margin=LINK_MARGIN)
+    return Link(torch.cat(warped), flow.closest_first(masks), unlinked, False)
 
 
 def flow_and_mask(forward: torch.Tensor | None, backward: torch.Tensor | None, content: torch.Tensor

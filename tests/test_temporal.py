@@ -94,6 +94,41 @@ def test_closest_first_weights_on_a_synthetic_occluder():
     assert torch.equal(weights[1:][..., others], torch.zeros(2, 1, 4, 5))
 
 
+def test_a_nearer_link_that_explains_the_content_worse_gives_way_to_the_best():
+    """`best_explained`: where t-1's link passes the checks but misses the content by 0.08 and t-4's
+    matches it exactly, only t-4 holds the pixel; where both explain it alike, closest first holds."""
+    masks = torch.ones(3, 1, 2, 3)  # t-1, t-2, t-4
+    errors = torch.zeros(3, 1, 2, 3)
+    errors[0, :, :, 0] = 0.08  # t-1 dragged along by the flow
+    errors[1, :, :, 0] = 0.03
+    errors[0, :, :, 1] = 0.004  # within the margin of t-4's exact link: noise
+    masks[2, :, :, 2] = 0  # t-4 not linked; its error does not count
+    errors[2, :, :, 2] = 0.0
+    errors[:2, :, :, 2] = 0.02
+    weights = flow.closest_first(flow.best_explained(masks, errors, margin=0.005))
+    assert torch.equal(weights[:, 0, :, 0], torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]))
+    assert torch.equal(weights[:, 0, :, 1], torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]))
+    assert torch.equal(weights[:, 0, :, 2], torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]))
+
+
+def test_link_frames_holds_a_revealed_background_to_the_frame_it_was_last_seen_in():
+    """A dark bar leaves a still background: frame t-1 saw the bar's trail over column 6 and a
+    (wrong) zero flow with an error under the photometric threshold links it; t-2 saw the
+    background there exactly. With long-term offsets the pixel is held by t-2, in place."""
+    background = torch.rand(1, 3, 8, 12, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
+    before = background.clone()
+    before[..., 6] = background[..., 6] - 0.08  # a faint trail: passes the 0.1 photometric threshold
+    earlier_content = {1: io.to_array(before), 2: io.to_array(background)}
+    zero = torch.zeros(1, 2, 8, 12)
+    flows = sequence.Flows(earlier_content, {1: zero, 2: zero}, {1: zero, 2: zero}, 0.0)
+    content = io.to_tensor(io.to_array(background))
+    stylized = [torch.full((1, 3, 8, 12), 0.2), torch.full((1, 3, 8, 12), 0.7)]  # results of t-1, t-2
+    link = sequence.link_frames(replace(SMALL, long_term=(1, 2)), flows, content, stylized)
+    assert torch.equal(link.mask[:, 0, :, 6], torch.tensor([[0.0] * 8, [1.0] * 8]))
+    assert link.mask[0, 0, :, [0, 5, 7, 11]].min() == 1 and link.mask[1, 0, :, [0, 5, 7, 11]].max() == 0
+    assert torch.allclose(link.start()[..., 6], torch.full((1, 3, 8), 0.7))
+
+
 def test_long_term_loss_is_zero_when_the_frame_equals_its_warped_predecessors():
     image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     masks = torch.ones(3, 1, 8, 8)
