@@ -409,6 +409,11 @@ STILL_THRESHOLD = 0.05
 # With several offsets, how much worse (largest per-channel difference, [0, 1] units) a nearer frame's
 # link may explain the content than the best one and still hold the pixel (about 1/255, noise).
 LINK_MARGIN = 0.005
+# Largest per-channel difference for a pixel to count as the same in place even where the flow links
+# it too: only then does the link in place replace the flow's (about 2.5/255; a pan over a mild
+# texture changes pixels more than that, a still background under compression noise less).
+STILL_EXACT = 0.01
+STILL_WINDOW = 3
 
 
 @dataclass(frozen=True)
@@ -458,7 +463,8 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
             # along with it, so the flow check rejects, or links to the wrong place, exactly the
             # background that reappears (README, Long-term consistency).
             in_place = flow.photometric_error(previous_content, content, torch.zeros_like(backward))
-            still = ((in_place <= STILL_THRESHOLD) & ((mask < 0.5) | (in_place + LINK_MARGIN < error))).to(mask.dtype)
+            still = (((mask < 0.5) & (in_place <= STILL_THRESHOLD))
+                     | ((_around(in_place) <= STILL_EXACT) & (in_place + LINK_MARGIN < error))).to(mask.dtype)
             moved = still * earlier[j - 1] + (1 - still) * moved
             mask = torch.maximum(mask, still)
             error = still * in_place + (1 - still) * error
@@ -472,6 +478,11 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
         # over t-4's exact link in place (README, Long-term consistency).
         masks = flow.best_explained(masks, torch.cat(errors), margin=LINK_MARGIN)
     return Link(torch.cat(warped), flow.closest_first(masks), unlinked, False)
+
+
+def _around(error: torch.Tensor) -> torch.Tensor:
+    """The largest of `error` (1, 1, H, W) over each pixel's neighbourhood (STILL_WINDOW wide)."""
+    return F.max_pool2d(error, STILL_WINDOW, stride=1, padding=STILL_WINDOW // 2)
 
 
 def flow_and_mask(forward: torch.Tensor | None, backward: torch.Tensor | None, content: torch.Tensor
