@@ -458,16 +458,7 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
         mask = mask * (error <= flow.PHOTOMETRIC_THRESHOLD).to(mask.dtype)
         moved = flow.warp(earlier[j - 1], backward)
         if j > 1:
-            # Long-term offsets link a pixel in place where its content is unchanged there and the flow
-            # could not link it or explains it worse: DIS drags the background behind a moving occluder
-            # along with it, so the flow check rejects, or links to the wrong place, exactly the
-            # background that reappears (README, Long-term consistency).
-            in_place = flow.photometric_error(previous_content, content, torch.zeros_like(backward))
-            still = (((mask < 0.5) & (in_place <= STILL_THRESHOLD))
-                     | ((_around(in_place) <= STILL_EXACT) & (in_place + LINK_MARGIN < error))).to(mask.dtype)
-            moved = still * earlier[j - 1] + (1 - still) * moved
-            mask = torch.maximum(mask, still)
-            error = still * in_place + (1 - still) * error
+            moved, mask, error = _in_place(earlier[j - 1], previous_content, content, moved, mask, error)
         masks.append(mask)
         warped.append(moved)
         errors.append(error)
@@ -478,6 +469,23 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
         # over t-4's exact link in place (README, Long-term consistency).
         masks = flow.best_explained(masks, torch.cat(errors), margin=LINK_MARGIN)
     return Link(torch.cat(warped), flow.closest_first(masks), unlinked, False)
+
+
+def _in_place(stylized: torch.Tensor, previous_content: torch.Tensor, content: torch.Tensor, moved: torch.Tensor,
+              mask: torch.Tensor, error: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A long-term offset's link, (moved, mask, error), with pixels linked in place where their content
+    is unchanged there and the flow could not link them or explains them worse.
+
+    DIS drags the background behind a moving occluder along with it, so the flow check rejects, or
+    links to the wrong place, exactly the background that reappears (README, Long-term consistency).
+    Replacing a link the flow made needs the pixel's neighbourhood unchanged too: in a pan over a
+    mild texture a pixel can look unchanged in place while the picture moves.
+    """
+    in_place = flow.photometric_error(previous_content, content, content.new_zeros((1, 2, *content.shape[-2:])))
+    still = (((mask < 0.5) & (in_place <= STILL_THRESHOLD))
+             | ((_around(in_place) <= STILL_EXACT) & (in_place + LINK_MARGIN < error))).to(mask.dtype)
+    return (still * stylized + (1 - still) * moved, torch.maximum(mask, still),
+            still * in_place + (1 - still) * error)
 
 
 def _around(error: torch.Tensor) -> torch.Tensor:
