@@ -139,5 +139,9 @@ def unlinked_fraction(previous: Tensor, current: Tensor, flow_backward: Tensor, 
     A pixel is unlinked when the mask rejects it or its warped predecessor differs by more than 0.1
     in some channel. A shot change leaves most pixels unlinked; a pan leaves few.
     """
-    error = (warp(previous, flow_backward) - current).abs().amax(1, keepdim=True)  # (1, 1, H, W)
+    return unlinked_share(mask, photometric_error(previous, current, flow_backward))
+
+
+def unlinked_share(mask: Tensor, error: Tensor) -> float:
+    """`unlinked_fraction` from the mask and a `photometric_error` already computed (both (1, 1, H, W))."""
     return float(((mask < 0.5) | (error > PHOTOMETRIC_THRESHOLD)).float().mean())

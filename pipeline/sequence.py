@@ -450,11 +450,11 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
             break
         previous_content = io.to_tensor(flows.earlier[j]).to(device)
         backward, mask = flow_and_mask(flows.forward[j], flows.backward[j], content)
+        error = flow.photometric_error(previous_content, content, backward)  # (1, 1, H, W)
         if j == 1:
-            unlinked = flow.unlinked_fraction(previous_content, content, backward, mask)
+            unlinked = flow.unlinked_share(mask, error)
             if unlinked > config.cut_threshold:
                 return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True)
-        error = flow.photometric_error(previous_content, content, backward)  # (1, 1, H, W)
         mask = mask * (error <= flow.PHOTOMETRIC_THRESHOLD).to(mask.dtype)
         moved = flow.warp(earlier[j - 1], backward)
         if j > 1:
