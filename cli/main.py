@@ -108,10 +108,15 @@ def main(ctx: typer.Context, debug: Debug = False) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _debugging(ctx: typer.Context, debug: bool) -> bool:
+    """--debug given to the command or to the app (`stylereel --debug video ...`)."""
+    return debug or (ctx.obj or {}).get("debug", False)
+
+
 def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, options: dict) -> None:
     """Build the config from --config and flags, run `entry` with a progress view, map errors to exit codes."""
     console = Console(stderr=True)
-    debug = options["debug"] or (ctx.obj or {}).get("debug", False)
+    debug = _debugging(ctx, options["debug"])
     extra = {name: options[name] for name in ("resume", "keep_frames") if options.get(name)}
     try:
         config = _config(options)
@@ -261,7 +266,7 @@ def evaluate(
             raise ConfigError(f"--stride must be at least 1, got {stride}")
         result = evaluation.evaluate_video(content, stylized, style or [], settings, stride=stride)
     except StylereelError as error:
-        _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
+        _fail(console, error, _debugging(ctx, debug))
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(result)))
     else:
@@ -297,9 +302,9 @@ def preview(
         if not quiet:
             print_estimate(console, summary)
     except Interrupted as error:
-        _fail(console, error, debug or (ctx.obj or {}).get("debug", False), code=INTERRUPTED_EXIT)
+        _fail(console, error, _debugging(ctx, debug), code=INTERRUPTED_EXIT)
     except StylereelError as error:
-        _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
+        _fail(console, error, _debugging(ctx, debug))
 
 
 @app.command()
@@ -316,7 +321,7 @@ def shots(
         settings = load_config(config, max_side=_max_side(max_side) if max_side else None, max_frames=max_frames, flow=flow)
         plan = planning.plan_video(content, settings)
     except StylereelError as error:
-        _fail(console, error, debug or (ctx.obj or {}).get("debug", False))
+        _fail(console, error, _debugging(ctx, debug))
     if as_json:
         typer.echo(json.dumps(planning.plan_summary(plan)))
     else:
@@ -356,7 +361,7 @@ def bench(
         if frames:
             print_phases(console, benchmark.run_video(clip, styles, settings, n_frames=frames))
     except StylereelError as error:
-        _fail(Console(stderr=True), error, debug or (ctx.obj or {}).get("debug", False))
+        _fail(Console(stderr=True), error, _debugging(ctx, debug))
 
 
 if __name__ == "__main__":
