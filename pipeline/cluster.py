@@ -3,9 +3,10 @@
 Scene cuts already restart the temporal chain, so shots are independent: the driver plans them
 (`shots.plan_video`, no VGG), decodes the video and sends each task its frames at the working size
 through the object store; the task runs the same chain a local run does (`passes.stylize_passes`)
-and sends back the stylized frames (uint8, lossless) with their records; the driver, the only writer
-of files, stores them in the work folder `<output>.parts/` as they arrive and encodes them in order
-at the end, with the audio and every timestamp, as `run.stylize_video` does.
+and, as a Ray generator, sends back each stylized frame (uint8, lossless) with its record as soon as
+it is done; the driver, the only writer of files, stores them in the work folder `<output>.parts/`
+as they arrive and encodes them in order at the end, with the audio and every timestamp, as
+`run.stylize_video` does.
 
 A long take is cut into chunks of at most `max_chunk_frames`; each chunk but a shot's last also
 stylizes the `seam_frames` after it, and the output cross-fades from that tail into the next chunk
@@ -129,10 +130,14 @@ def placement(ray: ModuleType, config: Config) -> tuple[dict[str, Any], int]:
 _SESSIONS: dict[tuple, Session] = {}  # the worker's last session: tasks of one run share the VGG and Grams
 
 
-def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first: int) -> dict[str, Any]:
-    """A Ray task: stylize `frames` (uint8 (N, H, W, 3), video frames `first` ...) as one chain, the
-    same `stylize_passes` a local run goes through; returns the stylized frames, uint8 (N, H, W, 3),
-    their records (indices in the video), and where and how it ran."""
+def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first: int) -> Iterator[dict[str, Any]]:
+    """A Ray generator task: stylize `frames` (uint8 (N, H, W, 3), video frames `first` ...) as one
+    chain, the same `stylize_passes` a local run goes through. Yields each stylized frame as soon as
+    it is done ({"image": uint8 (H, W, 3), "record": its record, index in the video}), then once
+    where and how the task ran ({"node", "retries", "seconds", "device"}).
+
+    Ray reruns a generator whose worker died and passes on only the items the first attempt had not
+    yielded (the chain is deterministic for a seed, so the rerun yields the same frames)."""
     import ray
 
     start = time.perf_counter()
@@ -144,12 +149,11 @@ def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first:
     if session.device.type == "cpu":
         torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
     torch.manual_seed(config.seed)  # as a local run's chain starts: every task is seeded alike
-    images, records = [], []
     for step in stylize_passes(session, list(np.array(frames)), lambda event: None, Resume(), None):
-        images.append(step.image)
-        records.append(dataclasses.asdict(dataclasses.replace(step.record, index=step.record.index + first)))
-    return {"images": np.stack(images), "records": records, "node": ray.get_runtime_context().get_node_id(),
-            "retries": _attempt(ray), "seconds": time.perf_counter() - start, "device": str(session.device)}
+        record = dataclasses.replace(step.record, index=step.record.index + first)
+        yield {"image": step.image, "record": dataclasses.asdict(record)}
+    yield {"node": ray.get_runtime_context().get_node_id(), "retries": _attempt(ray),
+           "seconds": time.perf_counter() - start, "device": str(session.device)}
 
 
 def _attempt(ray: ModuleType) -> int:
@@ -216,14 +220,22 @@ def stylize_video_on_ray(
             for record in done["records"]:
                 emit(FrameDone(**record))
         styles_ref = ray.put({"images": style_images, "digest": _digest(style_images)})
-        task = ray.remote(run_chunk).options(max_retries=RETRIES, retry_exceptions=False, **options)
+        task = ray.remote(run_chunk).options(num_returns="streaming", max_retries=RETRIES, retry_exceptions=False,
+                                             **options)
 
         def submit(chunk: Chunk, frames: np.ndarray) -> Any:
             return task.remote(config, styles_ref, ray.put(frames), chunk.first)
 
-        def store(chunk: Chunk, result: dict[str, Any]) -> None:
-            finished[chunk.first] = _store(checkpoint, chunk, result)
-            for record in finished[chunk.first]["records"]:
+        records: dict[int, list[dict[str, Any]]] = {}  # by task: the records of its frames so far
+
+        def store(chunk: Chunk, item: dict[str, Any]) -> None:
+            if "image" not in item:  # the task's last item: it is done
+                finished[chunk.first] = _store_task(checkpoint, chunk, records.pop(chunk.first, []), item)
+                return
+            record = item["record"]
+            own = _store_frame(checkpoint, chunk, record["index"], item["image"])
+            if own:
+                records.setdefault(chunk.first, []).append(record)
                 emit(FrameDone(**record))
 
         todo = [chunk for chunk in chunks if chunk.first not in finished]
@@ -262,16 +274,17 @@ class _TaskFailed(Exception):
 
 def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit: Callable[[Chunk, np.ndarray], Any],
              store: Callable[[Chunk, dict], None], emit: Callback, *, workers: int, total: int) -> None:
-    """Run the `total` `tasks` (in video order, decoded lazily) with bounded memory, longest first.
+    """Run the `total` `tasks` (in video order, decoded lazily) with bounded memory, longest first,
+    handing each item a task yields to `store` as it arrives (`run_chunk`: each frame, then the end).
 
     Backpressure: at most `workers` decoded tasks wait in the driver, and at most
-    (1 + QUEUED_PER_WORKER) * `workers` are submitted and not yet stored; of the waiting ones the
+    (1 + QUEUED_PER_WORKER) * `workers` are submitted and not yet done; of the waiting ones the
     longest is submitted first, so a long shot does not start last and straggle. Raises _TaskFailed
     for a task Ray could not finish (after RETRIES reruns for a lost worker, or at once for an error
     in the task itself); Ctrl-C cancels the submitted tasks.
     """
     waiting: list[tuple[int, int, Chunk, np.ndarray]] = []  # heap: longest first, then earliest
-    in_flight: dict[Any, Chunk] = {}
+    in_flight: dict[Any, Chunk] = {}  # Ray's generator of each submitted task's items
     limit = (1 + QUEUED_PER_WORKER) * workers
     more, submitted = True, 0
     try:
@@ -290,18 +303,35 @@ def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit:
             emit(TasksChanged(running, len(in_flight) - running, total - submitted, workers))
             if not in_flight:
                 return
-            [ready], _ = ray.wait(list(in_flight), num_returns=1)
-            chunk = in_flight.pop(ready)
-            try:
-                result = ray.get(ready)
-            except ray.exceptions.RayError as error:
-                raise _TaskFailed(chunk, _cause(error)) from None
-            store(chunk, result)
+            [ready], _ = ray.wait(list(in_flight), num_returns=1)  # a task with an item (or its end) ready
+            _receive(ray, ready, in_flight, store)
     except BaseException:
-        for ref in in_flight:
+        for generator in in_flight:
             with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+                ray.cancel(generator, force=True)
         raise
+
+
+def _receive(ray: ModuleType, generator: Any, in_flight: dict[Any, Chunk], store: Callable[[Chunk, dict], None]) -> None:
+    """Hand every item `generator` has ready to `store`; forget the task once it has ended."""
+    chunk = in_flight[generator]
+    while True:
+        try:
+            ref = next(generator)  # does not block: ray.wait said an item is there
+        except StopIteration:
+            del in_flight[generator]
+            return
+        try:
+            item = ray.get(ref)
+        except ray.exceptions.RayError as error:
+            del in_flight[generator]
+            raise _TaskFailed(chunk, _cause(error)) from None
+        store(chunk, item)
+        if "image" not in item:
+            return
+        ready, _ = ray.wait([generator], num_returns=1, timeout=0)
+        if not ready:
+            return
 
 
 def _cause(error: BaseException) -> str:
@@ -351,17 +381,24 @@ def _task_path(checkpoint: Checkpoint, chunk: Chunk) -> Path:
     return checkpoint.folder / f"task-{chunk.first:06d}-{chunk.last:06d}-{chunk.tail}.json"
 
 
-def _store(checkpoint: Checkpoint, chunk: Chunk, result: dict[str, Any]) -> dict[str, Any]:
-    """Write a finished task's frames (PNG, lossless) and then its record: a task counts as done
-    only once everything it made is on disk."""
-    own = chunk.last - chunk.first + 1
+def _store_frame(checkpoint: Checkpoint, chunk: Chunk, index: int, image: np.ndarray) -> bool:
+    """Write frame `index` of a running task (PNG, lossless): one of its own frames, or of its tail.
+    Whether it is one of its own."""
+    own = index <= chunk.last
     try:
-        for offset, image in enumerate(result["images"]):
-            index = chunk.first + offset
-            io.write_image(checkpoint.frame_path(index) if offset < own else _tail_path(checkpoint, index), image)
-        done = {"shot": chunk.shot, "first": chunk.first, "last": chunk.last, "tail": chunk.tail,
-                "frames": chunk.n_frames, "node": result["node"], "seconds": round(result["seconds"], 3),
-                "retries": result["retries"], "device": result["device"], "records": result["records"][:own]}
+        io.write_image(checkpoint.frame_path(index) if own else _tail_path(checkpoint, index), image)
+    except OSError as error:
+        raise ClusterError(f"{checkpoint.folder}: cannot write finished frames ({error.strerror or error})") from None
+    return own
+
+
+def _store_task(checkpoint: Checkpoint, chunk: Chunk, records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+    """Write a finished task's record, after all its frames: a task counts as done only once
+    everything it made is on disk."""
+    done = {"shot": chunk.shot, "first": chunk.first, "last": chunk.last, "tail": chunk.tail,
+            "frames": chunk.n_frames, "node": info["node"], "seconds": round(info["seconds"], 3),
+            "retries": info["retries"], "device": info["device"], "records": records}
+    try:
         temp = _task_path(checkpoint, chunk).with_suffix(".tmp")
         temp.write_text(json.dumps(done))
         os.replace(temp, _task_path(checkpoint, chunk))

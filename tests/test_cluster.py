@@ -4,6 +4,7 @@ Each test starts its own Ray (a few seconds) and shuts it down; they are skipped
 installed (`pip install -e ".[test]"` installs it).
 """
 
+import json
 import os
 import signal
 from dataclasses import replace
@@ -121,8 +122,8 @@ def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
     config = replace(TINY, ray="local")
     parts = Path(f"{output}.parts")
 
-    def interrupt(event):
-        if isinstance(event, FrameDone):
+    def interrupt(event):  # Ctrl-C at the first frame after a task was finished
+        if isinstance(event, FrameDone) and any(parts.glob("task-*.json")):
             raise KeyboardInterrupt
 
     cluster.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _fail_once(str(armed))},
@@ -136,11 +137,21 @@ def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
         with pytest.raises(ClusterError, match=r"frames \d-\d \(shot \d\) failed: out of memory .*1 finished task"):
             run.stylize_video(clip.path, [style], output, config, resume=True)
         assert not armed.exists() and len(list(parts.glob("task-*.json"))) == 1
-        events = []
-        summary = run.stylize_video(clip.path, [style], output, config, resume=True, callback=events.append,
+        kept = len(json.loads(next(parts.glob("task-*.json")).read_text())["records"])
+        events, done_at = [], []  # each event, and how many tasks were finished when it came
+
+        def watch(event):
+            events.append(event)
+            done_at.append(len(list(parts.glob("task-*.json"))))
+
+        summary = run.stylize_video(clip.path, [style], output, config, resume=True, callback=watch,
                                     keep_frames=True)
     finally:
         ray.shutdown()
+    # Frames count as they come, not when their task ends: more frames came while one task was
+    # finished than that task has.
+    counted = [isinstance(event, FrameDone) and done == 1 for event, done in zip(events, done_at)]
+    assert sum(counted) > kept
     first = next(event for event in events if isinstance(event, TasksChanged))
     assert first.running + first.queued + first.waiting == 2  # only the unfinished shots were submitted
     assert any(isinstance(event, Notice) and "1 of 3 task(s) already done" in event.text for event in events)
@@ -161,8 +172,6 @@ def test_cli_ray_local_with_chunked_shots(tmp_path, style):
     assert result.exit_code == 0, result.output
     assert "1 shot(s), 3 task(s)" in result.output and "7 frame(s)" in result.output
     stats = (tmp_path / "stats.json").read_text()
-    import json
-
     tasks = json.loads(stats)["tasks"]
     assert [(task["first"], task["last"], task["tail"]) for task in tasks] == [(0, 1, 1), (2, 4, 1), (5, 6, 0)]
     with av.open(str(output)) as container:
