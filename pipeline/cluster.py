@@ -38,7 +38,7 @@ from .config import Config, Device
 from .errors import ClusterError, ConfigError, Interrupted, StylereelError
 from .events import Callback, FrameDone, Notice, RunStarted, TasksChanged
 from .passes import stylize_passes
-from .sequence import Session, StyleImages, minimum_side, read_style_images, session_from_styles
+from .sequence import Colors, Session, StyleImages, minimum_side, read_style_images, session_from_styles
 from .shots import Chunk, Plan, plan_video, split_shots
 
 if TYPE_CHECKING:
@@ -149,9 +149,11 @@ def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first:
     if session.device.type == "cpu":
         torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
     torch.manual_seed(config.seed)  # as a local run's chain starts: every task is seeded alike
-    for step in stylize_passes(session, list(np.array(frames)), lambda event: None, Resume(), None):
+    colors = Colors(config.preserve_colors)
+    for step in stylize_passes(session, list(colors.frames(iter(np.array(frames)), start=0)), lambda event: None,
+                               Resume(), None):
         record = dataclasses.replace(step.record, index=step.record.index + first)
-        yield {"image": step.image, "record": dataclasses.asdict(record)}
+        yield {"image": colors.output(step.record.index, step.image), "record": dataclasses.asdict(record)}
     yield {"node": ray.get_runtime_context().get_node_id(), "retries": _attempt(ray),
            "seconds": time.perf_counter() - start, "device": str(session.device)}
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import color, io
+from . import io
 from .checkpoint import Checkpoint, Resume
-from .config import Config, PreserveColors
+from .config import Config
 from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
 from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
 from .passes import stylize_passes
-from .sequence import minimum_side, prepare_session, read_styles, select_device
+from .sequence import Colors, minimum_side, prepare_session, read_styles, select_device
 
 __all__ = [
     "Callback", "Event", "FrameDone", "FramesChecked", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
@@ -261,7 +261,7 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
         # The frames bar counts every frame of every pass.
         emit(RunStarted(job.n_frames and job.n_frames * config.passes, width, height, str(session.device)))
         frames = _replay(_chain(first, frames), job, records, emit)
-        colors = _Colors(config.preserve_colors)
+        colors = Colors(config.preserve_colors)
         frames = colors.frames(_timed(frames, phases, "decode"), start=job.resume.done)
         for step in stylize_passes(session, frames, emit, job.resume, job.checkpoint):
             image = colors.output(step.record.index, step.image)
@@ -278,28 +278,6 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
     phases["optimize"] = sum(record.optimize_seconds for record in records)
     return Summary(job.output, len(records), width, height, str(session.device), time.perf_counter() - start,
                    records, phases)
-
-
-class _Colors:
-    """`preserve_colors = luminance`: the chain (flow, losses, checkpointed chain) sees each frame's
-    luminance, and each result gets its frame's colours back (`color.keep_colors`) before it is
-    written. Other modes pass frames and results through unchanged."""
-
-    def __init__(self, mode: PreserveColors) -> None:
-        self.luminance = mode == PreserveColors.luminance
-        self.originals: dict[int, np.ndarray] = {}  # frames handed on and not yet written, by index
-
-    def frames(self, frames: Iterator[np.ndarray], *, start: int) -> Iterator[np.ndarray]:
-        for index, frame in enumerate(frames, start=start):
-            if self.luminance:
-                self.originals[index] = frame
-                frame = io.to_array(color.luminance(io.to_tensor(frame)))
-            yield frame
-
-    def output(self, index: int, image: np.ndarray) -> np.ndarray:
-        if not self.luminance:
-            return image
-        return io.to_array(color.keep_colors(io.to_tensor(image), io.to_tensor(self.originals.pop(index))))
 
 
 @contextlib.contextmanager

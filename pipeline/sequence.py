@@ -251,6 +251,28 @@ class Chain:
                    state["level"], state["length"], first)
 
 
+class Colors:
+    """`preserve_colors = luminance` around a chain (a local run's, a Ray task's): the chain (flow,
+    losses, checkpointed chain) sees each frame's luminance, and each result gets its frame's colours
+    back (`color.keep_colors`) before it is written. Other modes pass frames and results through."""
+
+    def __init__(self, mode: PreserveColors) -> None:
+        self.luminance = mode == PreserveColors.luminance
+        self.originals: dict[int, np.ndarray] = {}  # frames handed on and not yet written, by index
+
+    def frames(self, frames: Iterator[np.ndarray], *, start: int) -> Iterator[np.ndarray]:
+        for index, frame in enumerate(frames, start=start):
+            if self.luminance:
+                self.originals[index] = frame
+                frame = io.to_array(color.luminance(io.to_tensor(frame)))
+            yield frame
+
+    def output(self, index: int, image: np.ndarray) -> np.ndarray:
+        if not self.luminance:
+            return image
+        return io.to_array(color.keep_colors(io.to_tensor(image), io.to_tensor(self.originals.pop(index))))
+
+
 def temporal_offsets(config: Config) -> tuple[int, ...]:
     """The earlier frames a frame is held to: 1 (Ruder's short-term loss) and those of `long_term`."""
     return tuple(sorted({1, *config.long_term}))

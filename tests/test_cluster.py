@@ -176,3 +176,18 @@ def test_cli_ray_local_with_chunked_shots(tmp_path, style):
     assert [(task["first"], task["last"], task["tail"]) for task in tasks] == [(0, 1, 1), (2, 4, 1), (5, 6, 0)]
     with av.open(str(output)) as container:
         assert len(list(container.decode(video=0))) == 7
+
+
+def test_luminance_mode_gives_the_local_frames(tmp_path, style):
+    # The task keeps the footage's colours as a local run does (the chain sees each frame's luminance).
+    clip = make_shots_clip(tmp_path / "shots.mkv", SHOTS)
+    config = replace(TINY, preserve_colors="luminance")
+    expected = _local(clip.path, style, tmp_path, config)
+    output = tmp_path / "ray.mp4"
+    cluster.init_local(ray, num_cpus=1, log_to_driver=False)
+    try:
+        run.stylize_video(clip.path, [style], output, replace(config, ray="local"), keep_frames=True)
+    finally:
+        ray.shutdown()
+    produced = _frames(Path(f"{output}.parts"), sum(SHOTS))
+    assert all(np.array_equal(a, b) for a, b in zip(produced, expected))
