@@ -102,6 +102,7 @@ class Config:
     learning_rate: float | None = None  # step size; None = 1.0 for lbfgs, 0.02 for Adam on [0, 1] pixels
     first_iterations: int = 300  # most iterations per rung of the ladder (coarse-to-fine) for a shot's first frame and images
     iterations: int = 100  # most iterations for every later frame (it starts from the previous one)
+    rung_iterations: int = 100  # most iterations per rung above the ladder's first (it starts from the rung below); at most first_iterations
     stop_tolerance: float = 1e-3  # stop a frame when its loss improved by less than this fraction (0: never)
     stop_window: int = 10  # ... over this many iterations (the loss is read every 5)
     coarse_to_fine: bool = True  # first frame of a shot: climb a ladder of sizes up to the working size (sequence.ladder)
@@ -134,7 +135,7 @@ class Config:
             except ValueError:
                 choices = ", ".join(member.value for member in kind)
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}") from None
-        _check_positive(self, "first_iterations", "iterations", "style_scale", "stop_window", "passes")
+        _check_positive(self, "first_iterations", "iterations", "rung_iterations", "style_scale", "stop_window", "passes")
         if not 0 < self.coarse_scale < 1:
             raise ConfigError(f"coarse_scale must be between 0 and 1, got {self.coarse_scale}")
         if self.learning_rate is not None and not self.learning_rate > 0:

@@ -27,7 +27,7 @@ from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
 from .run import _check_output
-from .sequence import flow_and_mask, ladder, prepare_session, read_styles
+from .sequence import flow_and_mask, ladder, prepare_session, read_styles, rung_budgets
 
 # The settings a sheet can vary: those that change how one frame looks.
 VARY_KEYS = ("style_weight", "content_weight", "tv_weight", "style_scale", "preserve_colors", "first_iterations",
@@ -223,15 +223,17 @@ def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | 
         float(step().detach())  # reads the loss back: the device has finished the iteration
         times.append(time.perf_counter() - start)
     per_iteration = statistics.median(times[1:])
-    rungs = ladder((height, width), config)[:-1]
+    all_rungs = ladder((height, width), config)
+    rungs, budgets = all_rungs[:-1], rung_budgets(len(all_rungs), config)
     rungs_cost = sum(rung[0] * rung[1] for rung in rungs) / (height * width)
-    first = config.first_iterations * (1 + rungs_cost)
+    first = sum(budget * rung[0] * rung[1] for budget, rung in zip(budgets, all_rungs)) / (height * width)
     later = (n_frames - 1) * config.iterations + (config.passes - 1) * n_frames * config.iterations
     rests_on = (
         f"{per_iteration:.2f} s per iteration measured now at {width}x{height} on {session.device} "
-        f"x the iteration budgets: {config.first_iterations} on the first frame"
-        + (f" plus {config.first_iterations} on each of {len(rungs)} smaller rungs of the ladder (counted at "
-           f"{rungs_cost:.2f} of the cost together)" if rungs else "")
+        f"x the iteration budgets: {budgets[-1]} on the first frame"
+        + (f" plus {budgets[0]} on the smallest of {len(rungs)} smaller rung(s) of the ladder"
+           + (f" and {budgets[-1]} on each other" if len(rungs) > 1 else "")
+           + f" (counted at {rungs_cost:.2f} of the cost together)" if rungs else "")
         + (f", {config.iterations} on each of the {n_frames - 1} later frames" if n_frames > 1 else "")
         + (f", {config.iterations} per frame in each of {config.passes - 1} later passes" if config.passes > 1 else "")
         + f"; an upper bound: early stopping (stop_tolerance {config.stop_tolerance:g})"

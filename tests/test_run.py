@@ -210,7 +210,8 @@ def test_ladder_climbs_each_rung_from_the_one_below_with_grams_once_per_rung(tmp
     monkeypatch.setattr(sequence, "style_grams", count_grams)
     clip = make_video(tmp_path / "c.mkv", codec="ffv1", with_audio=False, n_frames=2, size=(128, 96))
     # coarse_side 32: 128 px climbs 32, 64, 128; cut_threshold 0 makes frame 2 start a shot too.
-    config = replace(TINY, max_side=128, coarse_side=32, stop_tolerance=0.0, first_iterations=2, cut_threshold=0.0)
+    config = replace(TINY, max_side=128, coarse_side=32, stop_tolerance=0.0, first_iterations=3, rung_iterations=2,
+                     cut_threshold=0.0)
     summary = run.stylize_video(clip.path, [style], tmp_path / "o.mp4", config)
     rungs = [(24, 32), (48, 64), (96, 128)]
     assert [init.shape[-2:] for init, _, _ in calls] == rungs * 2
@@ -219,7 +220,7 @@ def test_ladder_climbs_each_rung_from_the_one_below_with_grams_once_per_rung(tmp
                                                     align_corners=False)
         assert torch.equal(above[0], upsampled)  # each rung starts from the result of the one below
     assert [frame.scene_cut for frame in summary.frames] == [False, True]
-    assert [frame.iterations for frame in summary.frames] == [2 * 3, 2 * 3]
+    assert [frame.iterations for frame in summary.frames] == [3 + 2 + 2] * 2  # rungs above the first: rung_iterations
     # One set of Grams per rung for the whole run, each from the style scaled like the rung's frame.
     assert len(grams_calls) == 3 and len({shape for shape in grams_calls}) == 3
     assert calls[0][2].grams is not calls[2][2].grams and calls[0][2].grams is calls[3][2].grams

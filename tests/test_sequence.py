@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 from stylereel.pipeline.config import Config
-from stylereel.pipeline.sequence import ladder
+from stylereel.pipeline.sequence import ladder, rung_budgets
 
 
 @pytest.mark.parametrize("size, rungs", [
@@ -35,3 +35,9 @@ def test_a_rung_too_small_for_the_network_is_left_out():
     # conv3_1 is behind 2 pools: it needs 4 px on the short side.
     shallow = replace(Config(), content_layer="conv3_1", style_layers=("conv1_1", "conv3_1"), style_layer_weights=(1, 1))
     assert ladder((40, 5000), shallow) == [(5, 625), (10, 1250), (20, 2500), (40, 5000)]
+
+
+def test_rungs_above_the_first_get_rung_iterations_at_most_first_iterations():
+    assert rung_budgets(3, Config()) == [300, 100, 100]
+    assert rung_budgets(2, replace(Config(), first_iterations=40)) == [40, 40]  # the preview preset: as before
+    assert rung_budgets(1, replace(Config(), coarse_to_fine=False)) == [300]
