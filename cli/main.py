@@ -217,7 +217,7 @@ def frames(
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     hold_step: HoldStep = None,
-    overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
+    ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Stylize a folder of frames (natural order) into a folder of PNGs with the same names."""

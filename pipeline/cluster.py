@@ -35,11 +35,11 @@ import torch
 from . import io
 from .checkpoint import Checkpoint, Resume
 from .config import Config, Device
-from .errors import ClusterError, ConfigError, Interrupted, StylereelError
+from .errors import ClusterError, ConfigError, Interrupted, OutputError, StylereelError
 from .events import Callback, FrameDone, Notice, RunStarted, TasksChanged
 from .passes import stylize_passes
 from .sequence import Colors, Session, StyleImages, minimum_side, read_style_images, session_from_styles
-from .shots import Chunk, Plan, plan_video, split_shots
+from .shots import Chunk, Plan, plan_frames, plan_video, split_shots
 
 if TYPE_CHECKING:
     from .run import Summary
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 RETRIES = 3  # Ray reruns a task this often when its worker dies (killed process, lost node)
 QUEUED_PER_WORKER = 1  # tasks submitted beyond one running per worker, so none waits for the driver
 INSTALL = 'pip install "stylereel[ray]"'
+CANCEL_WAIT = 10.0  # seconds Ctrl-C waits for the cancelled tasks to end
 
 
 def require_ray() -> ModuleType:
@@ -189,7 +190,6 @@ def stylize_video_on_ray(
     from . import run  # run imports this module lazily; the shared checks live there
 
     require_ray()
-    emit = callback or (lambda event: None)
     start = time.perf_counter()
     info = io.probe_video(content)
     output = output or io.default_output(content)
@@ -197,17 +197,88 @@ def stylize_video_on_ray(
     chosen = io.output_format(output)  # an unsupported suffix fails before any work
     run._check_stats(stats, inputs=[content, *styles], outputs=[output])
     width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
+    style_images = _style_images(config, styles, output, width=width, height=height)
+    checkpoint = Checkpoint(Checkpoint.beside(output), run._settings(config, [content, *styles], "ray"), keep_images=True)
+    checkpoint.check(resume=resume, overwrite=overwrite)
+
+    def frames() -> Iterator[np.ndarray]:
+        with contextlib.closing(io.read_video(content, max_side=config.working_side,
+                                              max_frames=config.max_frames)) as video:
+            yield from (frame.image for frame in video)
+
+    plan, chunks, finished = _drive(config, style_images, checkpoint, output, lambda emit: plan_video(content, config,
+                                    callback=emit), frames, callback=callback, resume=resume, overwrite=overwrite)
+    try:
+        writer = _encode(checkpoint, chunks, plan, output, info, config)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while encoding; every frame is kept in {checkpoint.folder}, "
+                          "run the same command with --resume to encode them") from None
+    if callback is not None:
+        callback(Notice(run._audio_notice(writer.audio_mode, info.audio_codec, chosen)))
+    return run._finish(_summary(output, plan, finished, time.perf_counter() - start), stats, checkpoint,
+                       keep_frames=keep_frames)
+
+
+def stylize_frames_on_ray(
+    folder: Path, styles: list[Path], output_dir: Path, config: Config, *,
+    overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
+    resume: bool = False, keep_frames: bool = False,
+) -> Summary:
+    """`run.stylize_frames` with each shot (or chunk) of the folder's sequence as a Ray task; as
+    `stylize_video_on_ray`, except that every frame is read once before the cluster is joined (as
+    the local path does) and that the results are written as PNGs named like the inputs, into
+    `output_dir` once all are done."""
+    from . import run
+
+    require_ray()
+    start = time.perf_counter()
+    emit = callback or (lambda event: None)
+    every_path, skipped = io.list_frames(folder)
+    paths, targets = run._frame_targets(folder, output_dir, config)
+    run._check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
+    checkpoint = Checkpoint(Checkpoint.beside(output_dir), run._settings(config, [*every_path, *styles], "ray"),
+                            keep_images=True)
+    checkpoint.check(resume=resume, overwrite=overwrite)
+    run._check_output_dir(output_dir, targets, overwrite=overwrite or (resume and checkpoint.folder.exists()),
+                          input_dir=folder)
+    for notice in run._folder_notices(folder, skipped, run._check_frames(paths, styles, config, emit)):
+        emit(notice)
+    height, width = next(iter(io.read_frames(paths[:1], max_side=config.working_side))).shape[:2]
+    style_images = _style_images(config, styles, output_dir, width=width, height=height)
+
+    def frames() -> Iterator[np.ndarray]:
+        yield from io.read_frames(paths, max_side=config.working_side)
+
+    plan, chunks, finished = _drive(config, style_images, checkpoint, output_dir,
+                                    lambda emit: plan_frames(frames(), config, callback=emit), frames,
+                                    callback=callback, resume=resume, overwrite=overwrite)
+    _write_frames(checkpoint, chunks, targets)
+    return run._finish(_summary(output_dir, plan, finished, time.perf_counter() - start), stats, checkpoint,
+                       keep_frames=keep_frames)
+
+
+def _style_images(config: Config, styles: list[Path], output: Path, *, width: int, height: int) -> StyleImages:
+    """The style images for frames of `width` x `height`, after the checks a local run makes first."""
     if min(width, height) < minimum_side(config):
         raise ConfigError(f"{output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
                           f"VGG-19 needs at least {minimum_side(config)} px on the short side; use a larger --max-side")
     if config.style_blend and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
-    style_images = read_style_images(config, styles, size=(height, width))
-    checkpoint = Checkpoint(Checkpoint.beside(output), run._settings(config, [content, *styles], "ray"), keep_images=True)
-    checkpoint.check(resume=resume, overwrite=overwrite)
+    return read_style_images(config, styles, size=(height, width))
+
+
+def _drive(
+    config: Config, style_images: StyleImages, checkpoint: Checkpoint, output: Path,
+    make_plan: Callable[[Callback], Plan], frames: Callable[[], Iterator[np.ndarray]], *,
+    callback: Callback | None, resume: bool, overwrite: bool,
+) -> tuple[Plan, list[Chunk], dict[int, dict[str, Any]]]:
+    """The driver's work between the checks and the output: join the cluster, plan, run every task
+    not finished in the work folder, and store what they send back. Returns the plan, its tasks
+    and the finished tasks' records by first frame (all of them, unless an error was raised)."""
+    emit = callback or (lambda event: None)
     with connect(config.ray) as ray:
         options, workers = placement(ray, config)
-        plan = plan_video(content, config, callback=emit)
+        plan = make_plan(emit)  # the planning pass, on the driver
         chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
                              motion=plan.motion)
         emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "
@@ -241,10 +312,9 @@ def stylize_video_on_ray(
                 emit(FrameDone(**record))
 
         todo = [chunk for chunk in chunks if chunk.first not in finished]
-        video = io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)
+        decoded = frames()
         try:
-            schedule(ray, _frames_of(todo, (frame.image for frame in video)), submit, store, emit, workers=workers,
-                     total=len(todo))
+            schedule(ray, _frames_of(todo, decoded), submit, store, emit, workers=workers, total=len(todo))
         except KeyboardInterrupt:
             _stopped(checkpoint, finished, output)
         except _TaskFailed as failure:
@@ -253,19 +323,19 @@ def stylize_video_on_ray(
                                f"task(s) are kept in {checkpoint.folder}, run the same command with --resume "
                                "to continue") from None
         finally:
-            video.close()
-    try:
-        writer = _encode(checkpoint, chunks, plan, output, info, config)
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted while encoding; every frame is kept in {checkpoint.folder}, "
-                          "run the same command with --resume to encode them") from None
-    emit(Notice(run._audio_notice(writer.audio_mode, info.audio_codec, chosen)))
+            decoded.close()
+    return plan, chunks, finished
+
+
+def _summary(output: Path, plan: Plan, finished: dict[int, dict[str, Any]], seconds: float) -> Summary:
+    """The run's summary: every frame's record, and per task where and how long it ran."""
+    from .run import Summary
+
     records = [FrameDone(**record) for first in sorted(finished) for record in finished[first]["records"]]
     tasks = [{key: value for key, value in finished[first].items() if key != "records"} for first in sorted(finished)]
     devices = sorted({task.pop("device") for task in tasks})
-    summary = run.Summary(output, plan.n_frames, plan.width, plan.height, f"ray: {', '.join(devices)}",
-                          time.perf_counter() - start, records, {"plan": plan.seconds}, tasks)
-    return run._finish(summary, stats, checkpoint, keep_frames=keep_frames)
+    return Summary(output, plan.n_frames, plan.width, plan.height, f"ray: {', '.join(devices)}", seconds, records,
+                   {"plan": plan.seconds}, tasks)
 
 
 class _TaskFailed(Exception):
@@ -308,10 +378,20 @@ def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit:
             [ready], _ = ray.wait(list(in_flight), num_returns=1)  # a task with an item (or its end) ready
             _receive(ray, ready, in_flight, store)
     except BaseException:
-        for generator in in_flight:
-            with contextlib.suppress(Exception):
-                ray.cancel(generator, force=True)
+        _cancel(ray, list(in_flight))
         raise
+
+
+def _cancel(ray: ModuleType, generators: list[Any]) -> None:
+    """Stop the tasks behind `generators` (their workers are killed) and wait, up to CANCEL_WAIT
+    seconds, until Ray reports them ended, so no cancelled task is still running (and writing
+    nothing, but using a worker) when the driver returns."""
+    for generator in generators:
+        with contextlib.suppress(Exception):
+            ray.cancel(generator, force=True)
+    with contextlib.suppress(Exception):
+        ray.wait([generator.completed() for generator in generators], num_returns=len(generators),
+                 timeout=CANCEL_WAIT)
 
 
 def _receive(ray: ModuleType, generator: Any, in_flight: dict[Any, Chunk], store: Callable[[Chunk, dict], None]) -> None:
@@ -440,6 +520,19 @@ def _encode(checkpoint: Checkpoint, chunks: list[Chunk], plan: Plan, output: Pat
         for index in range(plan.n_frames):
             writer.write(final_frame(checkpoint, index, fades.get(index)), plan.pts[index])
     return writer
+
+
+def _write_frames(checkpoint: Checkpoint, chunks: list[Chunk], targets: list[Path]) -> None:
+    """Write every frame, cross-faded over seams as `_encode` does, as a PNG at its target (each
+    written whole, `io.write_image`)."""
+    fades = {chunk.last + k: k / (chunk.tail + 1) for chunk in chunks for k in range(1, chunk.tail + 1)}
+    try:
+        targets[0].parent.mkdir(exist_ok=True)
+        for index, target in enumerate(targets):
+            io.write_image(target, final_frame(checkpoint, index, fades.get(index)))
+    except OSError as error:
+        raise OutputError(f"{targets[0].parent}: cannot write the finished frames there "
+                          f"({error.strerror or error}); they are kept in {checkpoint.folder}") from None
 
 
 def final_frame(checkpoint: Checkpoint, index: int, fade: float | None) -> np.ndarray:

@@ -84,15 +84,17 @@ def stylize_frames(
 
     Every frame is decoded once before the model loads, so a damaged file fails the run in seconds.
     Finished frames collect in `<output_dir>.parts/` and move into `output_dir` only once all are
-    done; `resume` continues an interrupted run.
+    done; `resume` continues an interrupted run. With `config.ray` the shots run as tasks on a Ray
+    cluster (`cluster.stylize_frames_on_ray`).
     """
+    if config.ray is not None:
+        from .cluster import stylize_frames_on_ray
+
+        return stylize_frames_on_ray(folder, styles, output_dir, config, overwrite=overwrite, stats=stats,
+                                     callback=callback, resume=resume, keep_frames=keep_frames)
     emit = callback or (lambda event: None)
     every_path, skipped = io.list_frames(folder)
-    paths = every_path[: config.max_frames]
-    targets = [output_dir / (path.stem + ".png") for path in paths]
-    clashes = sorted({target.name for target in targets if targets.count(target) > 1})
-    if clashes:
-        raise InputError(f"{folder}: several frames would be written as {clashes[0]} (same name, other suffix)")
+    paths, targets = _frame_targets(folder, output_dir, config)
     _check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
     device = select_device(config.device)
     # The whole folder is recorded, so a resume may change --max-frames.
@@ -103,11 +105,7 @@ def stylize_frames(
     _check_output_dir(output_dir, targets, overwrite=overwrite or resuming, input_dir=folder)
     resized = _check_frames(paths, styles, config, emit)
 
-    notices = [Notice(f"skipped {len(skipped)} non-image file(s) in {folder}: "
-                      + ", ".join(p.name for p in skipped[:5]))] if skipped else []
-    if resized:
-        notices.append(Notice(f"warning: {len(resized)} frame(s) differ in size from the first and will be "
-                              f"resized to match: {', '.join(p.name for p in resized[:5])}"))
+    notices = _folder_notices(folder, skipped, resized)
     progress = checkpoint.start(resume=resume, overwrite=overwrite)
     notices += _device_notice(checkpoint, progress, device)
     # The frames are written by the checkpoint (its PNGs), and moved into place at the end.
@@ -172,6 +170,16 @@ def stylize_video(
     return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
+def _frame_targets(folder: Path, output_dir: Path, config: Config) -> tuple[list[Path], list[Path]]:
+    """The frames of `folder` to stylize (natural order, at most `max_frames`) and the PNG each becomes."""
+    paths = io.list_frames(folder)[0][: config.max_frames]
+    targets = [output_dir / (path.stem + ".png") for path in paths]
+    clashes = sorted({target.name for target in targets if targets.count(target) > 1})
+    if clashes:
+        raise InputError(f"{folder}: several frames would be written as {clashes[0]} (same name, other suffix)")
+    return paths, targets
+
+
 def _check_frames(paths: list[Path], styles: list[Path], config: Config, emit: Callback) -> list[Path]:
     """Decode every frame once (reporting `FramesChecked`), and the styles at the frames' size,
     before any work; returns the frames that will be resized to the first one's size."""
@@ -181,6 +189,16 @@ def _check_frames(paths: list[Path], styles: list[Path], config: Config, emit: C
             read_styles(config, styles, long_side=max(frame.shape[:2]))
         emit(FramesChecked(done, len(paths)))
     return frames.resized
+
+
+def _folder_notices(folder: Path, skipped: list[Path], resized: list[Path]) -> list[Notice]:
+    """What a user should know about a frame folder: files that are not frames, frames resized."""
+    notices = [Notice(f"skipped {len(skipped)} non-image file(s) in {folder}: "
+                      + ", ".join(p.name for p in skipped[:5]))] if skipped else []
+    if resized:
+        notices.append(Notice(f"warning: {len(resized)} frame(s) differ in size from the first and will be "
+                              f"resized to match: {', '.join(p.name for p in resized[:5])}"))
+    return notices
 
 
 def _device_notice(checkpoint: Checkpoint, progress: Resume, device: torch.device) -> list[Notice]:

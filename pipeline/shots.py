@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -111,27 +111,41 @@ def plan_video(path: Path, config: Config, *, callback: Callback | None = None) 
 
     Reports `FramesChecked` per frame. Raises InputError for an unreadable video.
     """
-    emit = callback or (lambda event: None)
     start = time.perf_counter()
     info = io.probe_video(path)
     n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
     video = io.read_video(path, max_side=config.working_side, max_frames=config.max_frames)
-    pts, times, time_base = [], [], Fraction(1)
+    plan = _plan(((frame.image, frame.pts, frame.time_base) for frame in video), config, n_frames, callback)
+    return replace(plan, seconds=time.perf_counter() - start)
+
+
+def plan_frames(frames: Iterable[np.ndarray], config: Config, *, callback: Callback | None = None) -> Plan:
+    """Find the shots of an image sequence, uint8 (H, W, 3) frames at the working size; its frames'
+    "pts" are their indices, in a time base of one second per frame. Reports `FramesChecked`."""
+    start = time.perf_counter()
+    plan = _plan(((image, index, Fraction(1)) for index, image in enumerate(frames)), config, None, callback)
+    return replace(plan, seconds=time.perf_counter() - start)
+
+
+def _plan(frames: Iterable[tuple[np.ndarray, int, Fraction]], config: Config, n_frames: int | None,
+          callback: Callback | None) -> Plan:
+    """The shots of (image, pts, time base) `frames`; `n_frames`, if known, for progress."""
+    emit = callback or (lambda event: None)
+    pts, times, time_base, size = [], [], Fraction(1), (0, 0)
 
     def images() -> Iterable[np.ndarray]:
-        nonlocal time_base
-        for frame in video:
-            pts.append(frame.pts)
-            times.append(float(frame.pts * frame.time_base))
-            time_base = frame.time_base
+        nonlocal time_base, size
+        for image, stamp, base in frames:
+            pts.append(stamp)
+            times.append(float(stamp * base))
+            time_base, size = base, (image.shape[1], image.shape[0])
             emit(FramesChecked(len(pts), max(n_frames or 0, len(pts))))
-            yield frame.image
+            yield image
 
     starts, motion = scan(config, images())
     ends = [*(first - 1 for first in starts[1:]), len(pts) - 1]
     shots = [Shot(first, last, times[first], times[last]) for first, last in zip(starts, ends)]
-    width, height = video.size
-    return Plan(shots, pts, time_base, width, height, time.perf_counter() - start, motion)
+    return Plan(shots, pts, time_base, size[0], size[1], 0.0, motion)
 
 
 def split_shots(shots: list[Shot], *, max_chunk_frames: int, seam_frames: int,

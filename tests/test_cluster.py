@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import make_shots_clip
+from conftest import make_shots_clip, shot_frames
 from stylereel.cli.main import app
 from stylereel.pipeline import cluster, io, run
 from stylereel.pipeline.config import Config
@@ -191,3 +191,24 @@ def test_luminance_mode_gives_the_local_frames(tmp_path, style):
         ray.shutdown()
     produced = _frames(Path(f"{output}.parts"), sum(SHOTS))
     assert all(np.array_equal(a, b) for a, b in zip(produced, expected))
+
+
+def test_cli_frames_with_ray_gives_the_local_frames_under_the_input_names(tmp_path, style):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, frame in enumerate(shot_frames(SHOTS)):
+        io.write_image(folder / f"shot_{index + 1}.png", frame)
+    local = run.stylize_frames(folder, [style], tmp_path / "local", TINY)
+    assert local.n_frames == sum(SHOTS)
+    output = tmp_path / "out"
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "frames", folder, "-s", style, "-o", output, "--ray", "local", "--max-side", 32, "--first-iterations", 4,
+        "--iterations", 2, "--device", "cpu", "--no-settle")])
+    assert not ray.is_initialized()
+    assert result.exit_code == 0, result.output
+    assert "3 shot(s), 3 task(s)" in result.output
+    names = [f"shot_{index + 1}.png" for index in range(sum(SHOTS))]
+    assert sorted(path.name for path in output.iterdir()) == sorted(names)
+    for name in names:
+        assert np.array_equal(io.read_image(output / name), io.read_image(tmp_path / "local" / name))
+    assert not Path(f"{output}.parts").exists()

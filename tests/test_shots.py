@@ -11,7 +11,7 @@ from stylereel.cli.main import app
 from stylereel.pipeline import io
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError
-from stylereel.pipeline.shots import Shot, find_cuts, plan_video, scan, split_shots
+from stylereel.pipeline.shots import Shot, find_cuts, plan_frames, plan_video, scan, split_shots
 from typer.testing import CliRunner
 
 
@@ -49,6 +49,14 @@ def test_plan_gives_frames_and_times_of_each_shot(tmp_path):
     assert [shot.start for shot in plan.shots] == pytest.approx([0, 3 / 24, 7 / 24], abs=1e-3)
     assert [shot.end for shot in plan.shots] == pytest.approx([2 / 24, 6 / 24, 8 / 24], abs=1e-3)
     assert plan.n_frames == 9 and (plan.width, plan.height) == (48, 32) and plan.seconds > 0
+
+
+def test_plan_of_an_image_sequence_counts_frames_as_its_times():
+    frames = shot_frames((3, 4, 2))
+    plan = plan_frames(iter(frames), Config())
+    assert [(shot.first, shot.last) for shot in plan.shots] == [(0, 2), (3, 6), (7, 8)]
+    assert plan.pts == list(range(9)) and [shot.start for shot in plan.shots] == [0, 3, 7]
+    assert (plan.width, plan.height) == (48, 32) and len(plan.motion) == 9
 
 
 def test_chunks_cover_every_frame_once_with_tails_inside_the_shot():
