@@ -10,6 +10,9 @@ budget, for a comparison at equal work), in alternating order so both see the sa
 included), the iterations of each rung and the final weighted style and total loss at full size,
 which both variants measure against the same targets.
 
+`--trace N` also prints, every N iterations at full size, the losses of the image a stop there
+would deliver (the best point so far, clamped to [0, 1]): how the result changes along the run.
+
 `--iteration WxH` instead times single iterations of a first frame at that size (the content
 frame resized to it) and prints the peak resident memory (ru_maxrss) after loading the model and
 after the iterations.
@@ -18,6 +21,7 @@ after the iterations.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import resource
 import time
@@ -25,8 +29,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
-from stylereel.pipeline import io, sequence
+from stylereel.pipeline import io, optimize, sequence
 from stylereel.pipeline.config import load_config
 from stylereel.pipeline.optimize import Targets, content_targets, iteration_step
 
@@ -39,6 +44,33 @@ def content_frame(clip: Path, index: int) -> np.ndarray:
     for frame in io.read_video(clip, max_side=None, max_frames=index + 1):
         image = frame.image
     return image
+
+
+def traced(every: int, width: int) -> contextlib.AbstractContextManager:
+    """While active, print every `every` iterations at full size (frame width `width`) the losses of
+    the image a stop there would deliver: the best point so far, clamped to [0, 1] (the optimiser
+    itself sees the unclamped loss). Its forward passes add to the timed seconds: time without it."""
+    step, count = optimize._Optimisation.step, [0]
+
+    def step_and_report(self):
+        loss = step(self)
+        if self.image.shape[-1] == width:
+            count[0] += 1
+            if count[0] % every == 0:
+                with torch.no_grad():
+                    losses = optimize.frame_losses(self.model, self.best_image.clamp(0, 1), self.targets, self.config)
+                print(f"    full size, iteration {count[0]}: delivered style loss {float(losses['style']):.4g}, "
+                      f"total loss {float(losses['total']):.4g}", flush=True)
+        return loss
+
+    @contextlib.contextmanager
+    def patched():
+        optimize._Optimisation.step = step_and_report
+        try:
+            yield
+        finally:
+            optimize._Optimisation.step = step
+    return patched()
 
 
 def first_frame(session: sequence.Session, content: np.ndarray) -> dict:
@@ -80,7 +112,8 @@ def compare(args: argparse.Namespace) -> None:
         for repeat in range(args.repeats):
             order = list(sessions) if repeat % 2 == 0 else list(sessions)[::-1]
             for name in order:
-                row = first_frame(sessions[name], content)
+                with traced(args.trace, width) if args.trace else contextlib.nullcontext():
+                    row = first_frame(sessions[name], content)
                 rungs = " + ".join(f"{max(size)}px:{n}" for size, n in row["rungs"])
                 print(f"{width}x{height} {name:9s} repeat {repeat}: {row['seconds']:.1f} s, iterations {rungs}, "
                       f"style loss {row['style']:.4g}, total loss {row['total']:.4g}", flush=True)
@@ -115,6 +148,8 @@ def main() -> None:
     parser.add_argument("--full-iterations", type=int, default=None,
                         help="most iterations of the full-size variant (default: --first-iterations); e.g. the "
                              "ladder's work in full-size iterations, for a comparison at equal work")
+    parser.add_argument("--trace", type=int, default=0, metavar="N",
+                        help="print the delivered (clamped) losses every N iterations at full size")
     parser.add_argument("--iteration", default=None, metavar="WxH", help="time single iterations at this size")
     parser.add_argument("--steps", type=int, default=2, help="iterations timed with --iteration")
     args = parser.parse_args()
