@@ -99,7 +99,8 @@ def first_frame(session: sequence.Session, content: np.ndarray) -> dict:
 
 
 def compare(args: argparse.Namespace) -> None:
-    config = load_config(args.config, device="cpu", first_iterations=args.first_iterations)
+    config = load_config(args.config, device="cpu", first_iterations=args.first_iterations,
+                         rung_iterations=args.rung_iterations)
     frame = content_frame(args.clip, args.frame)
     for side in args.sizes:
         width, height = io.fit_size(frame.shape[1], frame.shape[0], side, even=True)
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--first-iterations", type=int, default=None, help="most iterations per rung")
+    parser.add_argument("--rung-iterations", type=int, default=None, help="most iterations per rung above the first")
     parser.add_argument("--full-iterations", type=int, default=None,
                         help="most iterations of the full-size variant (default: --first-iterations); e.g. the "
                              "ladder's work in full-size iterations, for a comparison at equal work")
