@@ -514,7 +514,7 @@ def _encode(checkpoint: Checkpoint, chunks: list[Chunk], plan: Plan, output: Pat
     """Encode the finished frames in order with their timestamps and the audio. Over a seam, frame
     `last + k` of a chunk with tail T is (1 - k / (T + 1)) of its tail plus k / (T + 1) of the next
     chunk's own result: a linear cross-fade from one chain into the other."""
-    fades = {chunk.last + k: k / (chunk.tail + 1) for chunk in chunks for k in range(1, chunk.tail + 1)}
+    fades = _fades(chunks)
     with io.VideoWriter(output, width=plan.width, height=plan.height, time_base=plan.time_base,
                         rate=info.average_rate, crf=config.crf, audio_from=info.path) as writer:
         for index in range(plan.n_frames):
@@ -525,7 +525,7 @@ def _encode(checkpoint: Checkpoint, chunks: list[Chunk], plan: Plan, output: Pat
 def _write_frames(checkpoint: Checkpoint, chunks: list[Chunk], targets: list[Path]) -> None:
     """Write every frame, cross-faded over seams as `_encode` does, as a PNG at its target (each
     written whole, `io.write_image`)."""
-    fades = {chunk.last + k: k / (chunk.tail + 1) for chunk in chunks for k in range(1, chunk.tail + 1)}
+    fades = _fades(chunks)
     try:
         targets[0].parent.mkdir(exist_ok=True)
         for index, target in enumerate(targets):
@@ -533,6 +533,11 @@ def _write_frames(checkpoint: Checkpoint, chunks: list[Chunk], targets: list[Pat
     except OSError as error:
         raise OutputError(f"{targets[0].parent}: cannot write the finished frames there "
                           f"({error.strerror or error}); they are kept in {checkpoint.folder}") from None
+
+
+def _fades(chunks: list[Chunk]) -> dict[int, float]:
+    """Over each seam, the share of the new chunk in frame `last + k` of a chunk with tail T: k / (T + 1)."""
+    return {chunk.last + k: k / (chunk.tail + 1) for chunk in chunks for k in range(1, chunk.tail + 1)}
 
 
 def final_frame(checkpoint: Checkpoint, index: int, fade: float | None) -> np.ndarray:
