@@ -234,7 +234,7 @@ def stylize_frames_on_ray(
     start = time.perf_counter()
     emit = callback or (lambda event: None)
     every_path, skipped = io.list_frames(folder)
-    paths, targets = run._frame_targets(folder, output_dir, config)
+    paths, targets = run._frame_targets(folder, every_path, output_dir, config)
     run._check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
     checkpoint = Checkpoint(Checkpoint.beside(output_dir), run._settings(config, [*every_path, *styles], "ray"),
                             keep_images=True)

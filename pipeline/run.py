@@ -94,7 +94,7 @@ def stylize_frames(
                                      callback=callback, resume=resume, keep_frames=keep_frames)
     emit = callback or (lambda event: None)
     every_path, skipped = io.list_frames(folder)
-    paths, targets = _frame_targets(folder, output_dir, config)
+    paths, targets = _frame_targets(folder, every_path, output_dir, config)
     _check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
     device = select_device(config.device)
     # The whole folder is recorded, so a resume may change --max-frames.
@@ -170,9 +170,10 @@ def stylize_video(
     return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
-def _frame_targets(folder: Path, output_dir: Path, config: Config) -> tuple[list[Path], list[Path]]:
-    """The frames of `folder` to stylize (natural order, at most `max_frames`) and the PNG each becomes."""
-    paths = io.list_frames(folder)[0][: config.max_frames]
+def _frame_targets(folder: Path, every_path: list[Path], output_dir: Path, config: Config) -> tuple[list[Path], list[Path]]:
+    """The frames of `folder` (`every_path`, natural order) to stylize, at most `max_frames`, and the
+    PNG each becomes."""
+    paths = every_path[: config.max_frames]
     targets = [output_dir / (path.stem + ".png") for path in paths]
     clashes = sorted({target.name for target in targets if targets.count(target) > 1})
     if clashes:
