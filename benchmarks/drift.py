@@ -17,6 +17,12 @@ preset at 128 px) and prints one Markdown row per shot and budget:
   100 frames, as a share of their mean: a shot that keeps converging shows a falling style loss;
 - iterations per later frame and seconds per frame.
 
+`--reference [K]` also stylizes every later frame (or every K-th) on its own, exactly as the
+shot's first frame is (from its content, the first frame's budget and ladder), and prints the
+slopes of the chain's later-frame losses *divided by* these: the content's own changes (a pan
+brings in busier texture, people enter) move both alike, so what trends in the ratio is the
+chain's own drift away from its first frame's look.
+
 `--set KEY=VALUE` (repeatable) overrides a config key in every run, to compare candidates.
 """
 
@@ -31,8 +37,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from stylereel.pipeline import io, run
+import torch
+from stylereel.pipeline import io, run, sequence
 from stylereel.pipeline.config import Config, load_config
+from stylereel.pipeline.optimize import Targets, content_targets
 from stylereel.pipeline.evaluate import warp_error
 
 SIDE = 128
@@ -57,7 +65,8 @@ def make_shots(photo: Path, clip: Path | None, *, start: int, n_frames: int) -> 
     return shots
 
 
-def measure(name: str, frames: list[np.ndarray], styles: list[Path], config: Config, folder: Path) -> dict:
+def measure(name: str, frames: list[np.ndarray], styles: list[Path], config: Config, folder: Path, *,
+            reference: int = 0) -> dict:
     source, output = folder / f"{name}_in", folder / f"{name}_out"
     source.mkdir(exist_ok=True)
     for index, frame in enumerate(frames):
@@ -74,7 +83,27 @@ def measure(name: str, frames: list[np.ndarray], styles: list[Path], config: Con
         "first_iterations": summary.frames[0].iterations,
         "iterations": float(np.mean([r.iterations for r in summary.frames[1:]])),
         "cuts": sum(r.scene_cut for r in summary.frames), "seconds": seconds,
+        **(_against_reference(summary.frames, frames, styles, config, every=reference) if reference else {}),
     }
+
+
+def _against_reference(records: list, frames: list[np.ndarray], styles: list[Path], config: Config, *,
+                       every: int) -> dict:
+    """Slopes of the later frames' losses over those of each frame stylized on its own as a first
+    frame; with `every` > 1 only every that many later frames (frame 2, 2 + every, ...)."""
+    session = sequence.prepare_session(config, styles, size=frames[0].shape[:2])
+    picked = range(1, len(frames), every)
+    reference = []
+    for index in picked:
+        frame = frames[index]
+        content = io.to_tensor(np.ascontiguousarray(frame)).to(session.device)
+        shot = sequence.shot_session(session, content)
+        targets = Targets(content_targets(session.model, content, config), shot.grams)
+        torch.manual_seed(config.seed)
+        reference.append(sequence.start_shot(shot, content, targets, index, lambda event: None).losses)
+    return {f"{term}_ratio_slope": _slope([records[index].losses[term] / ref[term] for index, ref in zip(picked, reference)],
+                                          step=every)
+            for term in ("style", "content")}
 
 
 def _drift(frames: list[np.ndarray]) -> float:
@@ -92,11 +121,11 @@ def _largest_step(name: str, frames: list[np.ndarray]) -> float | None:
     return float(max(steps))
 
 
-def _slope(values: list[float]) -> float:
-    """Least-squares slope per 100 frames, as a share of the mean."""
+def _slope(values: list[float], *, step: int = 1) -> float:
+    """Least-squares slope per 100 frames of values `step` frames apart, as a share of their mean."""
     if len(values) < 3:
         return float("nan")
-    slope = np.polyfit(np.arange(len(values)), values, 1)[0]
+    slope = np.polyfit(np.arange(len(values)) * step, values, 1)[0]
     return float(slope * 100 / np.mean(values))
 
 
@@ -112,13 +141,16 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run (value read as JSON, else as a string)")
     parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--reference", type=int, nargs="?", const=1, default=0, metavar="EVERY",
+                        help="also the loss slopes over each frame (or every EVERY-th) stylized on its own (slower)")
     args = parser.parse_args()
     overrides = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
     shots = make_shots(args.photo, args.clip, start=args.clip_start, n_frames=args.clip_frames)
     print(f"overrides: {overrides or 'none'}; seed {args.seed}; styles {', '.join(p.name for p in args.style)}\n")
     print("| shot | budget | luminance drift (content) | largest step /255 | warp error x1e4 (content) | "
-          "style slope /100 fr | content slope /100 fr | first-frame it. | it. per later frame | s/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "style slope /100 fr | content slope /100 fr | style / reference slope | content / reference slope | "
+          "first-frame it. | it. per later frame | s/frame |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as temp:
         for budget in args.budget or list(BUDGETS):
             preset, budget_overrides = BUDGETS[budget]
@@ -127,11 +159,12 @@ def main() -> None:
             for name in args.shot or list(shots):
                 if name not in shots:
                     continue
-                m = measure(name, shots[name], args.style, config, Path(temp))
+                m = measure(name, shots[name], args.style, config, Path(temp), reference=args.reference)
+                ratios = " | ".join(f"{m[key]:+.1%}" if key in m else "-" for key in ("style_ratio_slope", "content_ratio_slope"))
                 step = "-" if m["step"] is None else f"{m['step']:.3f}"
                 print(f"| {name} ({len(shots[name])} fr) | {budget} | {m['drift']:.2%} ({m['content_drift']:.2%}) | "
                       f"{step} | {m['warp'] * 1e4:.2f} ({m['content_warp'] * 1e4:.2f}) | {m['style_slope']:+.1%} | {m['content_slope']:+.1%} | "
-                      f"{m['first_iterations']} | {m['iterations']:.1f} | {m['seconds']:.2f} |", flush=True)
+                      f"{ratios} | {m['first_iterations']} | {m['iterations']:.1f} | {m['seconds']:.2f} |", flush=True)
 
 
 def _value(text: str) -> object:

@@ -49,7 +49,9 @@ def test_luminance_keeps_the_content_colours_of_an_image(tmp_path, styles):
     differences = {}
     for mode in ("none", "luminance"):
         output = tmp_path / f"{mode}.png"
-        run.stylize_image(content, styles[:1], output, replace(TINY, preserve_colors=mode))
+        # 12 iterations: from this content L-BFGS keeps no curvature pair for the first few, and its
+        # steps stay short until it does (colour difference without the mode: 0.28 after 4, 12.2 after 12).
+        run.stylize_image(content, styles[:1], output, replace(TINY, preserve_colors=mode, first_iterations=12))
         differences[mode] = _difference(io.read_image(output), io.read_image(content))
     assert differences["luminance"] <= LUMINANCE_BOUND
     assert differences["luminance"] <= 0.3 * differences["none"]
