@@ -59,36 +59,26 @@ def test_steps_stay_short_until_a_curvature_pair_is_kept():
     """On a concave start with large gradients (as a style loss has, 1e5 per pixel) the first pair
     is rejected; torch then steps along the raw gradient times lr (here 2e5 away). Ours keeps the
     first step's length (at most lr) until a pair is kept, then uses the curvature as torch does."""
-    def concave(x):
-        return -0.5e5 * x.pow(2).sum()
+    def positions(make_optimizer, n_steps):
+        x = torch.ones(1, dtype=torch.float64, requires_grad=True)
+        optimizer = make_optimizer(x)
+        seen = []
+        for _ in range(n_steps):
+            optimizer.step(lambda: _gradient_of(optimizer, -0.5e5 * x.pow(2).sum()))
+            seen.append(float(x.detach()))
+        return seen, optimizer
 
-    x = torch.ones(1, dtype=torch.float64, requires_grad=True)
-    optimizer = LBFGS(x, lr=1.0)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = concave(x)
-        loss.backward()
-        return loss
-
-    positions = []
-    for _ in range(3):
-        optimizer.step(closure)
-        positions.append(float(x.detach()))
-    assert positions == pytest.approx([2.0, 3.0, 4.0])
+    ours, optimizer = positions(lambda x: LBFGS(x, lr=1.0), 3)
+    assert ours == pytest.approx([2.0, 3.0, 4.0])
     assert not bool(optimizer.curved)
-    theirs = torch.ones(1, dtype=torch.float64, requires_grad=True)
-    torch_optimizer = torch.optim.LBFGS([theirs], lr=1.0, max_iter=1)
+    theirs, _ = positions(lambda x: torch.optim.LBFGS([x], lr=1.0, max_iter=1), 2)
+    assert theirs[-1] > 1e5  # the step ours avoids
 
-    def torch_closure():
-        torch_optimizer.zero_grad()
-        loss = concave(theirs)
-        loss.backward()
-        return loss
 
-    torch_optimizer.step(torch_closure)
-    torch_optimizer.step(torch_closure)
-    assert float(theirs.detach()) > 1e5  # the step ours avoids
+def _gradient_of(optimizer, loss):
+    optimizer.zero_grad()
+    loss.backward()
+    return loss
 
 
 def test_a_step_reads_nothing_back_from_the_device():
