@@ -37,10 +37,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from stylereel.pipeline import io, run, sequence
+from stylereel.pipeline import io, run
 from stylereel.pipeline.config import Config, load_config
-from stylereel.pipeline.optimize import Targets, content_targets
 from stylereel.pipeline.evaluate import warp_error
 
 SIDE = 128
@@ -89,18 +87,11 @@ def measure(name: str, frames: list[np.ndarray], styles: list[Path], config: Con
 
 def _against_reference(records: list, frames: list[np.ndarray], styles: list[Path], config: Config, *,
                        every: int) -> dict:
-    """Slopes of the later frames' losses over those of each frame stylized on its own as a first
-    frame; with `every` > 1 only every that many later frames (frame 2, 2 + every, ...)."""
-    session = sequence.prepare_session(config, styles, size=frames[0].shape[:2])
+    """Slopes of the later frames' losses over those of each frame stylized on its own, as an image
+    (a shot's first frame) is; with `every` > 1 only every that many later frames (frame 2, 2 + every, ...)."""
     picked = range(1, len(frames), every)
-    reference = []
-    for index in picked:
-        frame = frames[index]
-        content = io.to_tensor(np.ascontiguousarray(frame)).to(session.device)
-        shot = sequence.shot_session(session, content)
-        targets = Targets(content_targets(session.model, content, config), shot.grams)
-        torch.manual_seed(config.seed)
-        reference.append(sequence.start_shot(shot, content, targets, index, lambda event: None).losses)
+    reference = [run.stylize_array(np.ascontiguousarray(frames[index]), styles, config)[1].frames[0].losses
+                 for index in picked]
     return {f"{term}_ratio_slope": _slope([records[index].losses[term] / ref[term] for index, ref in zip(picked, reference)],
                                           step=every)
             for term in ("style", "content")}
