@@ -15,15 +15,19 @@ def _problem(n: int = 30):
     return lambda x: 0.5 * x @ a @ x - b @ x + 0.01 * x.pow(4).sum()
 
 
+def _gradient_of(optimizer, loss):
+    """A closure's body: clear the gradient, backpropagate `loss`, return it."""
+    optimizer.zero_grad()
+    loss.backward()
+    return loss
+
+
 def _minimise(make_optimizer, f, n_steps: int, n: int = 30) -> tuple[list[float], torch.Tensor]:
     x = torch.zeros(n, dtype=torch.float64, requires_grad=True)
     optimizer = make_optimizer(x)
 
     def closure():
-        optimizer.zero_grad()
-        loss = f(x)
-        loss.backward()
-        return loss
+        return _gradient_of(optimizer, f(x))
 
     losses = [float(optimizer.step(closure).detach()) for _ in range(n_steps)]
     return losses, x.detach()
@@ -44,10 +48,7 @@ def test_pair_with_negative_curvature_gets_no_weight():
     optimizer = LBFGS(x, history_size=3)
 
     def closure():
-        optimizer.zero_grad()
-        loss = -x.pow(2).sum()  # concave: y.s < 0 for every pair
-        loss.backward()
-        return loss
+        return _gradient_of(optimizer, -x.pow(2).sum())  # concave: y.s < 0 for every pair
 
     for _ in range(5):
         optimizer.step(closure)
@@ -75,22 +76,13 @@ def test_steps_stay_short_until_a_curvature_pair_is_kept():
     assert theirs[-1] > 1e5  # the step ours avoids
 
 
-def _gradient_of(optimizer, loss):
-    optimizer.zero_grad()
-    loss.backward()
-    return loss
-
-
 def test_a_step_reads_nothing_back_from_the_device():
     f = _problem()
     x = torch.zeros(30, dtype=torch.float64, requires_grad=True)
     optimizer = LBFGS(x, history_size=4)
 
     def closure():
-        optimizer.zero_grad()
-        loss = f(x)
-        loss.backward()
-        return loss
+        return _gradient_of(optimizer, f(x))
 
     with HostReads() as reads:
         for _ in range(8):  # past the first step and around the history ring
