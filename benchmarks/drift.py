@@ -19,7 +19,9 @@ preset at 128 px) and prints one Markdown row per shot and budget:
 
 `--reference [K]` also stylizes every later frame (or every K-th) on its own, exactly as the
 shot's first frame is (from its content, the first frame's budget and ladder), and prints the
-slopes of the chain's later-frame losses *divided by* these: the content's own changes (a pan
+slopes of the chain's later-frame losses *divided by* these, with their standard error (a frame
+stylized on its own varies by a few percent from frame to frame) and, in brackets, the mean ratio
+over the first and over the last quarter of the frames measured: the content's own changes (a pan
 brings in busier texture, people enter) move both alike, so what trends in the ratio is the
 chain's own drift away from its first frame's look.
 
@@ -92,9 +94,29 @@ def _against_reference(records: list, frames: list[np.ndarray], styles: list[Pat
     picked = range(1, len(frames), every)
     reference = [run.stylize_array(np.ascontiguousarray(frames[index]), styles, config)[1].frames[0].losses
                  for index in picked]
-    return {f"{term}_ratio_slope": _slope([records[index].losses[term] / ref[term] for index, ref in zip(picked, reference)],
-                                          step=every)
-            for term in ("style", "content")}
+    ratios = {term: [records[index].losses[term] / ref[term] for index, ref in zip(picked, reference)]
+              for term in ("style", "content")}
+    return {**{f"{term}_ratio_slope": _slope(values, step=every) for term, values in ratios.items()},
+            **{f"{term}_ratio_error": _slope_error(values, step=every) for term, values in ratios.items()},
+            **{f"{term}_ratio_ends": _ends(values) for term, values in ratios.items()}}
+
+
+def _slope_error(values: list[float], *, step: int = 1) -> float:
+    """Standard error of `_slope` (same units): a frame stylized on its own varies by a few percent
+    from one frame to the next, so a ratio's slope over a short shot is uncertain by as much."""
+    if len(values) < 4:
+        return float("nan")
+    x = np.arange(len(values)) * step
+    fit = np.polyfit(x, values, 1)
+    residual = np.asarray(values) - np.polyval(fit, x)
+    error = np.sqrt(residual.var(ddof=2) / ((x - x.mean()) ** 2).sum())
+    return float(error * 100 / np.mean(values))
+
+
+def _ends(values: list[float]) -> tuple[float, float]:
+    """Mean of the first and of the last quarter of `values` (at least one value each)."""
+    quarter = max(1, len(values) // 4)
+    return float(np.mean(values[:quarter])), float(np.mean(values[-quarter:]))
 
 
 def _drift(frames: list[np.ndarray]) -> float:
@@ -151,7 +173,9 @@ def main() -> None:
                 if name not in shots:
                     continue
                 m = measure(name, shots[name], args.style, config, Path(temp), reference=args.reference)
-                ratios = " | ".join(f"{m[key]:+.1%}" if key in m else "-" for key in ("style_ratio_slope", "content_ratio_slope"))
+                ratios = " | ".join(f"{m[f'{term}_ratio_slope']:+.1%} ± {m[f'{term}_ratio_error']:.1%} "
+                                    f"({m[f'{term}_ratio_ends'][0]:.3f} to {m[f'{term}_ratio_ends'][1]:.3f})"
+                                    if f"{term}_ratio_slope" in m else "-" for term in ("style", "content"))
                 step = "-" if m["step"] is None else f"{m['step']:.3f}"
                 print(f"| {name} ({len(shots[name])} fr) | {budget} | {m['drift']:.2%} ({m['content_drift']:.2%}) | "
                       f"{step} | {m['warp'] * 1e4:.2f} ({m['content_warp'] * 1e4:.2f}) | {m['style_slope']:+.1%} | {m['content_slope']:+.1%} | "
