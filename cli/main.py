@@ -58,7 +58,7 @@ FlowOption = Annotated[Optional[Flow], typer.Option("--flow", help="Optical flow
 OptimizerOption = Annotated[Optional[Optimizer], typer.Option("--optimizer", help="Pixel optimiser.")]
 LearningRate = Annotated[Optional[float], typer.Option(help="Optimiser step size.")]
 DeviceOption = Annotated[Optional[Device], typer.Option("--device", help="auto = CUDA, then MPS, then CPU.")]
-Seed = Annotated[Optional[int], typer.Option(help="Random seed; same seed and device give the same result.")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed; same seed, device and number of threads give the same result.")]
 MaxFrames = Annotated[Optional[int], typer.Option(help="Stylize only the first N frames.")]
 Crf = Annotated[Optional[int], typer.Option(help="H.264 quality (.mp4 outputs): 0 lossless .. 51 worst.")]
 StopTolerance = Annotated[Optional[float], typer.Option(
