@@ -81,6 +81,10 @@ HoldStep = Annotated[Optional[float], typer.Option(
     "--hold-step", metavar="STEP",
     help="Hold linked pixels to about this mean change per frame (/255). For camera moves over still "
          "scenes; it smears moving footage (README, Drift). 0 = off.")]
+Residual = Annotated[Optional[float], typer.Option(
+    "--residual", metavar="SHARE",
+    help="Add this share of the content's change the flow does not explain to each warped frame: keeps "
+         "small moving objects, costs style on busy footage (README, Drift). 0 = off.")]
 Ray = Annotated[Optional[str], typer.Option(
     "--ray", metavar="ADDRESS",
     help="Run the shots as tasks on a Ray cluster: auto (RAY_ADDRESS / the running one), local, or HOST:PORT.")]
@@ -98,7 +102,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
-    "settle", "long_term", "passes", "hold_step", "preserve_colors", "ray",
+    "settle", "long_term", "passes", "hold_step", "residual", "preserve_colors", "ray",
 )
 
 
@@ -192,7 +196,7 @@ def video(
     seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
-    hold_step: HoldStep = None,
+    hold_step: HoldStep = None, residual: Residual = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -216,7 +220,7 @@ def frames(
     seed: Seed = None, max_frames: MaxFrames = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
-    hold_step: HoldStep = None,
+    hold_step: HoldStep = None, residual: Residual = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:

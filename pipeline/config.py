@@ -90,6 +90,7 @@ class Config:
     temporal_weight: float = 2e7  # weight of Ruder's temporal loss (0 disables it; README: how it was chosen)
     range_weight: float = 0.0  # weight of the mean squared excess of pixels outside [0, 1], where the result is clamped (README: The range term)
     settle: bool = True  # a later frame (prev/prev-warped start) stops once its loss is back to the previous frame's
+    residual: float = 0.0  # share of the content's change the flow does not explain (frame t minus frame t-1 warped, where over sequence.RESIDUAL_FLOOR) added to the warped previous result: keeps small moving objects (README: Drift; 0: off)
     hold_step: float = 0.0  # held pixels of a later frame move about this much (1/255 units, mean) at most: the temporal weight is raised per frame to hold it (0: fixed weight)
     long_term: tuple[int, ...] = ()  # earlier frames also held by the temporal loss, e.g. (1, 2, 4) (Ruder 3.2)
     passes: int = 1  # passes over each video, alternating forward and backward (Ruder 3.3)
@@ -142,7 +143,7 @@ class Config:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
             self, "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight",
-            "stop_tolerance", "prefetch", "hold_step",
+            "stop_tolerance", "prefetch", "hold_step", "residual",
         )
         if len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(

@@ -449,6 +449,9 @@ LINK_MARGIN = 0.005
 # it too: only then does the link in place replace the flow's (about 2.5/255; a pan over a mild
 # texture changes pixels more than that, a still background under compression noise less).
 STILL_EXACT = 0.01
+# Smallest content change (largest per-channel difference, [0, 1] units, about 8/255) that `residual`
+# carries into the warped result; below it, frame-to-frame compression noise.
+RESIDUAL_FLOOR = 0.03
 STILL_WINDOW = 3  # ... over each pixel's 3x3 neighbourhood (5x5 left the occluder's revealed/static at 3.11, 3x3 2.46: README)
 
 
@@ -493,6 +496,8 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
                 return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True)
         mask = mask * (error <= flow.PHOTOMETRIC_THRESHOLD).to(mask.dtype)
         moved = flow.warp(earlier[j - 1], backward)
+        if j == 1 and config.residual > 0:
+            moved = moved + config.residual * mask * _unexplained(previous_content, content, backward)
         if j > 1:
             moved, mask, error = _in_place(earlier[j - 1], previous_content, content, moved, mask, error)
         masks.append(mask)
@@ -505,6 +510,18 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
         # over t-4's exact link in place (README, Long-term consistency).
         masks = flow.best_explained(masks, torch.cat(errors), margin=LINK_MARGIN)
     return Link(torch.cat(warped), flow.closest_first(masks), unlinked, False)
+
+
+def _unexplained(previous_content: torch.Tensor, content: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """What the flow does not explain of frame t's content: t minus t-1 warped into it, (1, 3, H, W),
+    zero where no channel differs by more than RESIDUAL_FLOOR.
+
+    Each warp blurs and misplaces a few-pixel object a little, and the content layer (8 px per
+    feature) barely sees an object that size, so a chain loses it within a few dozen frames; the
+    content's own change puts it back (departs from Ruder: README, Drift).
+    """
+    change = content - flow.warp(previous_content, backward)  # (1, 3, H, W)
+    return change * (change.abs().amax(1, keepdim=True) > RESIDUAL_FLOOR).to(change.dtype)
 
 
 def _in_place(stylized: torch.Tensor, previous_content: torch.Tensor, content: torch.Tensor, moved: torch.Tensor,

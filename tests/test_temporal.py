@@ -129,6 +129,30 @@ def test_link_frames_holds_a_revealed_background_to_the_frame_it_was_last_seen_i
     assert torch.allclose(link.start()[..., 6], torch.full((1, 3, 8), 0.7))
 
 
+def test_residual_carries_the_content_change_the_flow_misses_into_the_warped_result():
+    """Zero flow, and frame t brighter than t-1 by 0.06 on a patch (an object the flow did not
+    follow) and by 0.01 elsewhere (noise, under RESIDUAL_FLOOR): the residual adds the patch's
+    change to the warped result, scaled by its share, and nothing elsewhere."""
+    before = torch.full((1, 3, 8, 12), 0.4)
+    content = before + 0.01
+    content[..., 2:5, 3:7] = 0.46
+    zero = torch.zeros(1, 2, 8, 12)
+    flows = sequence.Flows({1: io.to_array(before)}, {1: zero}, {1: zero}, 0.0)
+    content = io.to_tensor(io.to_array(content))  # through uint8, as frames arrive
+    change = content - io.to_tensor(io.to_array(before))
+    stylized = [torch.full((1, 3, 8, 12), 0.2)]
+    plain = sequence.link_frames(SMALL, flows, content, stylized)
+    assert torch.equal(plain.warped, stylized[0])
+    for share in (1.0, 0.5):
+        link = sequence.link_frames(replace(SMALL, residual=share), flows, content, stylized)
+        added = link.warped - stylized[0]
+        torch.testing.assert_close(added[..., 2:5, 3:7], share * change[..., 2:5, 3:7])
+        assert change[..., 2:5, 3:7].min() > sequence.RESIDUAL_FLOOR
+        added[..., 2:5, 3:7] = 0
+        assert added.abs().max() == 0
+        assert torch.equal(link.mask, plain.mask)  # what is linked does not change
+
+
 def test_long_term_loss_is_zero_when_the_frame_equals_its_warped_predecessors():
     image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     masks = torch.ones(3, 1, 8, 8)
