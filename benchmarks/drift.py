@@ -5,8 +5,9 @@
 Builds three shots at a long side of 128 px, stored losslessly as frame folders: PHOTO repeated
 (`static`, 30 frames), a window sliding 1 px per frame across PHOTO (`pan`, 40 frames), and frames
 of a real CLIP (`clip`, one shot). Each is stylized with the `frames` command's library call under
-each budget (`--budget`: the preview preset, 60 first / 20 later iterations on it, and the default
-preset at 128 px) and prints one Markdown row per shot and budget:
+each budget (`--budget`: the preview preset, whose first frames run to their stop tolerance; 40 first
+/ 8 later iterations on it, the preset before it did; 60 / 20 on it; and the default preset at
+128 px) and prints one Markdown row per shot and budget:
 
 - luminance drift: |mean luminance of the last stylized frame - the first's| / the first's, beside
   the same figure for the content (a result cannot be steadier than its footage);
@@ -46,7 +47,8 @@ from stylereel.pipeline.evaluate import warp_error
 SIDE = 128
 LUMA = np.array([0.299, 0.587, 0.114])
 BUDGETS = {
-    "preview (40/8)": ("configs/preview.toml", {}),
+    "preview (300/8)": ("configs/preview.toml", {}),
+    "40/8": ("configs/preview.toml", {"first_iterations": 40}),
     "60/20": ("configs/preview.toml", {"first_iterations": 60, "iterations": 20}),
     "default (300/100)": (None, {"max_side": SIDE}),
 }

@@ -64,8 +64,10 @@ def main() -> None:
     parser.add_argument("-s", "--style", type=Path, action="append", required=True)
     parser.add_argument("-c", "--config", type=Path, default=Path("configs/preview.toml"))
     parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--first-iterations", type=int, help="override the preset's first-frame cap")
     args = parser.parse_args()
-    config = load_config(args.config, device="cpu")
+    overrides = {"first_iterations": args.first_iterations} if args.first_iterations else {}
+    config = load_config(args.config, device="cpu", **overrides)
     marks = {*CHECKPOINTS, args.frames}
     print(f"{args.frames} frames, preset {args.config}, max_side {config.max_side}\n")
     print("| after frame | peak RSS (MiB) | current RSS (MiB) |\n|---|---|---|")

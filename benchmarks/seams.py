@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--max-chunk-frames", type=int, default=12)
     parser.add_argument("--seam-frames", type=int, action="append")
     parser.add_argument("--ray-cpus", type=int, default=1)
+    parser.add_argument("--first-iterations", type=int, help="override the preset's first-frame cap")
     parser.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="measure the runs already in --work again")
     parser.add_argument("--even", action="store_true",
@@ -90,8 +91,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         folder = args.work or Path(temp)
         for seam_frames in args.seam_frames or [8]:
+            overrides = {"first_iterations": args.first_iterations} if args.first_iterations else {}
             config = load_config(args.config, ray="local", max_frames=args.max_frames, ray_cpus=args.ray_cpus,
-                                 max_chunk_frames=args.max_chunk_frames, seam_frames=seam_frames)
+                                 max_chunk_frames=args.max_chunk_frames, seam_frames=seam_frames, **overrides)
             print(json.dumps(measure(args.clip, args.style, config, folder, reuse=args.reuse, even=args.even)), flush=True)
 
 

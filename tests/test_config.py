@@ -33,6 +33,14 @@ def test_default_preset_matches_the_dataclass():
     assert load_config(CONFIGS / "default.toml") == Config()
 
 
+def test_preview_preset_runs_a_first_frame_as_far_as_the_defaults_and_cuts_later_frames():
+    # A first frame stopped short lets later frames carry on converging, and the shot drifts (issue 9).
+    config = load_config(CONFIGS / "preview.toml")
+    assert (config.first_iterations, config.rung_iterations, config.stop_tolerance) == (
+        Config().first_iterations, Config().rung_iterations, Config().stop_tolerance)
+    assert config.iterations < Config().iterations and config.max_side < Config().max_side
+
+
 def test_overrides_beat_the_file_and_none_keeps_it(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('iterations = 7\noptimizer = "adam"\n')
