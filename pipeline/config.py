@@ -126,7 +126,7 @@ class Config:
     ray: str | None = None  # Ray cluster to run on: "auto", "local" or HOST:PORT (None: this process)
     ray_cpus: int = 1  # CPUs each task asks for on a cluster without GPUs (with GPUs: one GPU)
     max_chunk_frames: int = 240  # --ray: a longer shot is cut into chunks of at most this many frames
-    seam_frames: int = 24  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
+    seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
