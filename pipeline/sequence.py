@@ -293,6 +293,7 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     # The session with the current shot's style Grams (`shot_session`); a resume maps them again.
     shot = shot_session(session, io.to_tensor(chain.first).to(session.device)) if chain.first is not None else session
     ahead = prefetch(_with_flow(config, frames, chain.frames, offsets), depth=config.prefetch)
+    capped, warned = False, False  # a shot's first frame ran its whole budget; said so once per run
     for index, (frame, flows) in enumerate(ahead, start=resume.done):
         start = time.perf_counter()
         content = io.to_tensor(frame).to(session.device)
@@ -307,6 +308,9 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
         targets = Targets(content_targets(model, content, config), shot.grams,
                           warped=link.warped if chained and config.temporal_weight > 0 else None,
                           mask=link.mask if chained else None)
+        if chained and capped and not warned:
+            emit(Notice(_capped_notice(index - 1, config)))
+            warned = True
         if chained:
             init = initial_image(config.init, content, chain.stylized[-1], link)
             emit(FrameStarted(index, config.iterations))
@@ -317,6 +321,8 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
                                    level=chain.level if settles else None)
         else:
             result = start_shot(shot, content, targets, index, emit)
+            capped = config.stop_tolerance > 0 and result.iterations == sum(
+                rung_budgets(len(ladder(tuple(content.shape[-2:]), config)), config))
         # A frame kept untouched keeps the level it was measured against, so a slow creep (the blur
         # of repeated warps) adds up against one level and is corrected once it passes the tolerance.
         level = chain.level if chained and result.iterations == 0 else look(result.losses)
@@ -327,6 +333,13 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
                            flow_seconds=linked - start + (flows.seconds if flows else 0.0),
                            optimize_seconds=done - linked)
         yield Step(io.to_array(result.image), frame, record, chain.state())
+
+
+def _capped_notice(index: int, config: Config) -> str:
+    """Why a chain whose first frame hit its budget drifts, and what to do (issue 9; README, Drift)."""
+    return (f"frame {index + 1}: the shot's first frame used its whole budget (--first-iterations "
+            f"{config.first_iterations}) without settling; later frames will carry on converging and the "
+            f"shot's look may drift: a larger --first-iterations lets it settle first")
 
 
 @dataclass(frozen=True)

@@ -487,3 +487,23 @@ def test_style_scale_sets_the_size_the_style_is_used_at(tmp_path, style, monkeyp
     run.stylize_image(content, [style], tmp_path / "out.png", replace(TINY, style_scale=2.0, max_side=64))
     # Content at 64 px: the style's long side is 128 px, and 64 px for the ladder's 32 px rung (the style is 48x48).
     assert read == [(128, 128), (64, 64)]
+
+
+def _capped_notices(events: list) -> list[str]:
+    return [e.text for e in events if isinstance(e, run.Notice) and "whole budget" in e.text]
+
+
+def test_a_first_frame_that_ran_its_whole_budget_is_said_once_when_later_frames_follow(tmp_path, style):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("1.png", "2.png", "3.png"):
+        make_image(folder / name, size=(32, 24))
+    capped, settled, single = [], [], []
+    run.stylize_frames(folder, [style], tmp_path / "a", TINY, callback=capped.append)  # 4 iterations, tolerance 1e-3
+    loose = replace(TINY, first_iterations=60, stop_tolerance=0.5)  # stops after its first window
+    summary = run.stylize_frames(folder, [style], tmp_path / "b", loose, callback=settled.append)
+    run.stylize_image(folder / "1.png", [style], tmp_path / "c.png", TINY, callback=single.append)
+    assert _capped_notices(capped) == [_capped_notices(capped)[0]] and "frame 1:" in _capped_notices(capped)[0]
+    assert "--first-iterations 4" in _capped_notices(capped)[0]
+    assert summary.frames[0].iterations < 60 and _capped_notices(settled) == []
+    assert _capped_notices(single) == []  # no later frame to drift
