@@ -66,8 +66,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--first-iterations", type=int, help="override the preset's first-frame cap")
     args = parser.parse_args()
-    overrides = {"first_iterations": args.first_iterations} if args.first_iterations else {}
-    config = load_config(args.config, device="cpu", **overrides)
+    config = load_config(args.config, device="cpu", first_iterations=args.first_iterations)  # None keeps the preset's
     marks = {*CHECKPOINTS, args.frames}
     print(f"{args.frames} frames, preset {args.config}, max_side {config.max_side}\n")
     print("| after frame | peak RSS (MiB) | current RSS (MiB) |\n|---|---|---|")

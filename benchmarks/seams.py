@@ -91,9 +91,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         folder = args.work or Path(temp)
         for seam_frames in args.seam_frames or [8]:
-            overrides = {"first_iterations": args.first_iterations} if args.first_iterations else {}
             config = load_config(args.config, ray="local", max_frames=args.max_frames, ray_cpus=args.ray_cpus,
-                                 max_chunk_frames=args.max_chunk_frames, seam_frames=seam_frames, **overrides)
+                                 max_chunk_frames=args.max_chunk_frames, seam_frames=seam_frames,
+                                 first_iterations=args.first_iterations)
             print(json.dumps(measure(args.clip, args.style, config, folder, reuse=args.reuse, even=args.even)), flush=True)
 
 
