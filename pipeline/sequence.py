@@ -321,8 +321,7 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
                                    level=chain.level if settles else None)
         else:
             result = start_shot(shot, content, targets, index, emit)
-            capped = config.stop_tolerance > 0 and result.iterations == sum(
-                rung_budgets(len(ladder(tuple(content.shape[-2:]), config)), config))
+            capped = config.stop_tolerance > 0 and result.iterations == first_budget(tuple(content.shape[-2:]), config)
         # A frame kept untouched keeps the level it was measured against, so a slow creep (the blur
         # of repeated warps) adds up against one level and is corrected once it passes the tolerance.
         level = chain.level if chained and result.iterations == 0 else look(result.losses)
@@ -407,6 +406,11 @@ def start_shot(session: Session, content: torch.Tensor, targets: Targets, index:
                                callback=_offset(emit, done, sum(budgets)))
         done += result.iterations
     return dataclasses.replace(result, iterations=done)
+
+
+def first_budget(size: tuple[int, int], config: Config) -> int:
+    """Most iterations a shot's first frame at `size` (height, width) runs, over every rung."""
+    return sum(rung_budgets(len(ladder(size, config)), config))
 
 
 def rung_budgets(n_rungs: int, config: Config) -> list[int]:
