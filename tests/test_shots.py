@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import make_shots_clip, shot_frames
 from stylereel.cli.main import app
-from stylereel.pipeline import io
+from stylereel.pipeline import cluster, io
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError
 from stylereel.pipeline.shots import Shot, find_cuts, plan_frames, plan_video, scan, split_shots
@@ -110,12 +111,20 @@ def test_short_shots_are_not_chunked():
     ({"ray": "host:99999"}, "ray must be"),
     ({"max_chunk_frames": 0}, "max_chunk_frames must be positive"),
     ({"seam_frames": 8, "max_chunk_frames": 8}, "seam_frames (8) must be below max_chunk_frames (8)"),
-    ({"ray_cpus": 0}, "ray_cpus must be positive"),
+    ({"ray_cpus": -1}, "ray_cpus must not be negative"),
 ])
 def test_bad_scale_out_settings(values, words):
     with pytest.raises(ConfigError, match=None) as error:
         Config(**values)
     assert words in str(error.value)
+
+
+def test_a_task_holds_the_local_runs_threads_on_one_machine_and_one_cpu_on_a_cluster(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
+    assert cluster.task_cpus(Config(ray="local")) == 6
+    assert cluster.task_cpus(Config(ray="auto")) == 1
+    assert cluster.task_cpus(Config(ray="10.0.0.2:6379")) == 1
+    assert cluster.task_cpus(Config(ray="local", ray_cpus=3)) == 3
 
 
 def test_shots_command_lists_shots_and_the_time_it_took(tmp_path):
