@@ -98,21 +98,22 @@ def _against_reference(records: list, frames: list[np.ndarray], styles: list[Pat
                  for index in picked]
     ratios = {term: [records[index].losses[term] / ref[term] for index, ref in zip(picked, reference)]
               for term in ("style", "content")}
-    return {**{f"{term}_ratio_slope": _slope(values, step=every) for term, values in ratios.items()},
-            **{f"{term}_ratio_error": _slope_error(values, step=every) for term, values in ratios.items()},
+    fits = {term: _fit(values, step=every) for term, values in ratios.items()}
+    return {**{f"{term}_ratio_slope": fit[0] for term, fit in fits.items()},
+            **{f"{term}_ratio_error": fit[1] for term, fit in fits.items()},
             **{f"{term}_ratio_ends": _ends(values) for term, values in ratios.items()}}
 
 
-def _slope_error(values: list[float], *, step: int = 1) -> float:
-    """Standard error of `_slope` (same units): a frame stylized on its own varies by a few percent
-    from one frame to the next, so a ratio's slope over a short shot is uncertain by as much."""
+def _fit(values: list[float], *, step: int = 1) -> tuple[float, float]:
+    """`_slope` and its standard error (same units): a frame stylized on its own varies by a few
+    percent from one frame to the next, so a ratio's slope over a short shot is uncertain by as much."""
     if len(values) < 4:
-        return float("nan")
+        return _slope(values, step=step), float("nan")
     x = np.arange(len(values)) * step
     fit = np.polyfit(x, values, 1)
     residual = np.asarray(values) - np.polyval(fit, x)
     error = np.sqrt(residual.var(ddof=2) / ((x - x.mean()) ** 2).sum())
-    return float(error * 100 / np.mean(values))
+    return float(fit[0] * 100 / np.mean(values)), float(error * 100 / np.mean(values))
 
 
 def _ends(values: list[float]) -> tuple[float, float]:
