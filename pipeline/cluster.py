@@ -17,12 +17,15 @@ This is the only module that imports `ray`, and only inside the functions that n
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import heapq
+import importlib.util
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -36,7 +39,7 @@ from . import io
 from .checkpoint import Checkpoint, Resume
 from .config import Config, Device
 from .errors import ClusterError, ConfigError, Interrupted, OutputError, StylereelError
-from .events import Callback, FrameDone, Notice, RunStarted, TasksChanged
+from .events import Callback, Event, FrameDone, Notice, RunStarted, TasksChanged
 from .passes import stylize_passes
 from .sequence import Colors, Session, StyleImages, minimum_side, read_style_images, session_from_styles
 from .shots import Chunk, Plan, plan_frames, plan_video, split_shots
@@ -50,13 +53,23 @@ INSTALL = 'pip install "stylereel[ray]"'
 CANCEL_WAIT = 10.0  # seconds Ctrl-C waits for the cancelled tasks to end
 
 
+MISSING = f"--ray needs Ray, which is not installed here; install it with: {INSTALL}"
+
+
 def require_ray() -> ModuleType:
     """The `ray` module; ConfigError saying how to install it when it is missing."""
     try:
         import ray
     except ImportError:
-        raise ConfigError(f"--ray needs Ray, which is not installed here; install it with: {INSTALL}") from None
+        raise ConfigError(MISSING) from None
     return ray
+
+
+def check_ray() -> None:
+    """ConfigError saying how to install Ray when it is missing, without importing it: the import
+    takes most of a second, and `connect` makes it while the planning pass runs."""
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError(MISSING)
 
 
 @contextlib.contextmanager
@@ -187,7 +200,7 @@ def stylize_video_on_ray(
 ) -> Summary:
     """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`.
 
-    Every check of the local path runs first; then the cluster is joined, the video planned, the
+    Every check of the local path runs first; then the cluster is joined while the video is planned, the
     tasks run longest first with at most (1 + QUEUED_PER_WORKER) per worker in flight, and the
     output encoded in order. `resume` submits only the tasks whose frames are not all in the work
     folder: a task stopped half-way starts again from its first frame.
@@ -200,7 +213,7 @@ def stylize_video_on_ray(
     """
     from . import run  # run imports this module lazily; the shared checks live there
 
-    require_ray()
+    check_ray()
     start = time.perf_counter()
     info = io.probe_video(content)
     output = output or io.default_output(content)
@@ -241,7 +254,7 @@ def stylize_frames_on_ray(
     `output_dir` once all are done."""
     from . import run
 
-    require_ray()
+    check_ray()
     start = time.perf_counter()
     emit = callback or (lambda event: None)
     every_path, skipped = io.list_frames(folder)
@@ -283,13 +296,13 @@ def _drive(
     make_plan: Callable[[Callback], Plan], frames: Callable[[], Iterator[np.ndarray]], *,
     callback: Callback | None, resume: bool, overwrite: bool,
 ) -> tuple[Plan, list[Chunk], dict[int, dict[str, Any]]]:
-    """The driver's work between the checks and the output: join the cluster, plan, run every task
+    """The driver's work between the checks and the output: join the cluster while planning, run every task
     not finished in the work folder, and store what they send back. Returns the plan, its tasks
     and the finished tasks' records by first frame (all of them, unless an error was raised)."""
     emit = callback or (lambda event: None)
-    with connect(config.ray) as ray:
+    with _meanwhile(make_plan, emit) as planned, connect(config.ray) as ray:
         options, workers = placement(ray, config)
-        plan = make_plan(emit)  # the planning pass, on the driver
+        plan = planned()  # the planning pass, on the driver, while Ray starts
         chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
                              motion=plan.motion)
         emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "
@@ -336,6 +349,31 @@ def _drive(
         finally:
             decoded.close()
     return plan, chunks, finished
+
+
+class _Stop(Exception):
+    """Raised inside a planning pass that is no longer wanted."""
+
+
+@contextlib.contextmanager
+def _meanwhile(make_plan: Callable[[Callback], Plan], emit: Callback) -> Iterator[Callable[[], Plan]]:
+    """Run the planning pass on a thread while the caller starts or joins Ray (seconds either way,
+    mostly waiting for Ray's processes); yields a function that waits for the plan and raises what
+    the pass raised. On the way out an unfinished pass stops at its next frame and is waited for,
+    so no decoder outlives the run. Only the pass emits until the plan is taken."""
+    stop = threading.Event()
+
+    def checked(event: Event) -> None:
+        if stop.is_set():
+            raise _Stop
+        emit(event)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-plan") as pool:
+        planning = pool.submit(make_plan, checked)
+        try:
+            yield planning.result
+        finally:
+            stop.set()
 
 
 def _summary(output: Path, plan: Plan, finished: dict[int, dict[str, Any]], seconds: float) -> Summary:

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,37 @@ def test_a_task_holds_the_local_runs_threads_on_one_machine_and_one_cpu_on_a_clu
     assert cluster.task_cpus(Config(ray="auto")) == 1
     assert cluster.task_cpus(Config(ray="10.0.0.2:6379")) == 1
     assert cluster.task_cpus(Config(ray="local", ray_cpus=3)) == 3
+
+
+def test_the_planning_pass_runs_while_the_caller_waits_and_hands_over_its_plan_or_error(tmp_path):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (3, 4))
+    config = Config(max_side=48)
+    events = []
+    with cluster._meanwhile(lambda emit: plan_video(clip.path, config, callback=emit), events.append) as planned:
+        plan = planned()
+    assert [(shot.first, shot.last) for shot in plan.shots] == [(0, 2), (3, 6)]
+    assert len(events) == 7  # one FramesChecked per frame, through the caller's callback
+    with pytest.raises(ConfigError, match="broken"):
+        with cluster._meanwhile(lambda emit: (_ for _ in ()).throw(ConfigError("broken")), events.append) as planned:
+            planned()
+
+
+def test_leaving_early_stops_the_planning_pass_at_its_next_frame():
+    seen = []
+
+    def endless(emit):
+        while True:
+            emit(len(seen))
+            seen.append(len(seen))
+            time.sleep(0.01)
+
+    with pytest.raises(RuntimeError, match="joining failed"):
+        with cluster._meanwhile(endless, lambda event: None):
+            time.sleep(0.05)
+            raise RuntimeError("joining failed")  # as when Ray cannot start
+    stopped_at = len(seen)
+    time.sleep(0.05)
+    assert 0 < stopped_at == len(seen)  # the pass had run, and had ended when the context was left
 
 
 def test_shots_command_lists_shots_and_the_time_it_took(tmp_path):
