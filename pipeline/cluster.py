@@ -100,6 +100,8 @@ def connect(address: str) -> Iterator[ModuleType]:
     try:
         yield ray
     finally:
+        if address == "local":
+            _stop_monitor(ray)
         ray.shutdown()
 
 
@@ -124,6 +126,15 @@ def init_local(ray: ModuleType, *, num_cpus: int | None, **options: Any) -> None
         ray.shutdown()
         raise ClusterError(f"--ray local: Ray {ray.__version__} would listen on {', '.join(sorted(addresses))}, "
                            "not only on 127.0.0.1; start a cluster yourself and use --ray auto")
+
+
+def _stop_monitor(ray: ModuleType) -> None:
+    """Kill a private Ray's autoscaler monitor, which has nothing to scale on one machine, before
+    `ray.shutdown`: that stops the GCS first, and the monitor, whose SIGTERM handler reports to the
+    GCS, then held every shutdown for Ray's whole 1 s grace period (Ray 2.60: 1.35 s of shutdown, of
+    which 1.01 s waiting for the monitor)."""
+    with contextlib.suppress(Exception):  # a private API: without it the shutdown is a second slower
+        ray._private.worker._global_node.kill_monitor(check_alive=False)
 
 
 def placement(ray: ModuleType, config: Config) -> tuple[dict[str, Any], int]:

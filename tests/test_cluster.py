@@ -194,6 +194,29 @@ def test_cli_ray_local_with_chunked_shots(tmp_path, style):
         assert len(list(container.decode(video=0))) == 7
 
 
+def _ray_children() -> dict[int, str]:
+    """This process's live descendants started by Ray (pid -> command line), zombies left out."""
+    found: dict[int, str] = {}
+    for entry in sorted(Path("/proc").iterdir(), key=lambda entry: int(entry.name) if entry.name.isdigit() else 0):
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_text().replace("\0", " ")
+        except (OSError, IndexError, ValueError):
+            continue
+        if stat[0] != "Z" and (int(stat[1]) == os.getpid() or int(stat[1]) in found):
+            found[int(entry.name)] = command
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list Ray's processes")
+def test_leaving_a_private_ray_stops_every_process_it_started():
+    with cluster.connect("local"):
+        started = _ray_children()
+    assert any("monitor.py" in command for command in started.values())  # killed first, on its own
+    assert any("raylet" in command for command in started.values())
+    assert not set(started) & set(_ray_children())
+
+
 def test_luminance_mode_gives_the_local_frames(tmp_path, style):
     # The task keeps the footage's colours as a local run does (the chain sees each frame's luminance).
     clip = make_shots_clip(tmp_path / "shots.mkv", SHOTS)
