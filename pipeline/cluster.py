@@ -311,9 +311,14 @@ def _drive(
     not finished in the work folder, and store what they send back. Returns the plan, its tasks
     and the finished tasks' records by first frame (all of them, unless an error was raised)."""
     emit = callback or (lambda event: None)
-    with _meanwhile(make_plan, emit) as planned, connect(config.ray) as ray:
-        options, workers = placement(ray, config)
-        plan = planned()  # the planning pass, on the driver, while Ray starts
+    with contextlib.ExitStack() as leaving:
+        try:
+            planned = leaving.enter_context(_meanwhile(make_plan, emit))
+            ray = leaving.enter_context(connect(config.ray))
+            options, workers = placement(ray, config)
+            plan = planned()  # the planning pass, on the driver, while Ray starts
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while Ray was starting; nothing was written to {output}") from None
         chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
                              motion=plan.motion)
         emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "

@@ -1,5 +1,6 @@
 """Planning (shots, chunks), the `shots` command, and `--ray` refused cleanly where Ray is missing."""
 
+import contextlib
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from conftest import make_shots_clip, shot_frames
 from stylereel.cli.main import app
 from stylereel.pipeline import cluster, io
 from stylereel.pipeline.config import Config
-from stylereel.pipeline.errors import ConfigError
+from stylereel.pipeline.errors import ConfigError, Interrupted
 from stylereel.pipeline.shots import Shot, find_cuts, plan_frames, plan_video, scan, split_shots
 from typer.testing import CliRunner
 
@@ -157,6 +158,24 @@ def test_leaving_early_stops_the_planning_pass_at_its_next_frame():
     stopped_at = len(seen)
     time.sleep(0.05)
     assert 0 < stopped_at == len(seen)  # the pass had run, and had ended when the context was left
+
+
+def test_ctrl_c_while_ray_starts_says_so_and_writes_nothing(tmp_path, monkeypatch):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (2,))
+    style = tmp_path / "style.png"
+    io.write_image(style, np.full((32, 32, 3), 128, np.uint8))
+
+    @contextlib.contextmanager
+    def interrupted_while_starting(address):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(cluster, "check_ray", lambda: None)  # Ray itself is not needed here
+    monkeypatch.setattr(cluster, "connect", interrupted_while_starting)
+    output = tmp_path / "out.mp4"
+    with pytest.raises(Interrupted, match="interrupted while Ray was starting; nothing was written to"):
+        cluster.stylize_video_on_ray(clip.path, [style], output, Config(max_side=32, ray="local"))
+    assert not output.exists() and not Path(f"{output}.parts").exists()
 
 
 def test_shots_command_lists_shots_and_the_time_it_took(tmp_path):
