@@ -103,8 +103,9 @@ def main() -> None:
     parser.add_argument("--first-seconds", type=float, required=True, help="seconds for a shot's first frame")
     parser.add_argument("--frame-seconds", type=float, required=True, help="seconds for every later frame")
     parser.add_argument("--task-seconds", type=float, default=0.0, help="start-up seconds per task")
-    parser.add_argument("--max-chunk-frames", type=int, default=Config().max_chunk_frames)
-    parser.add_argument("--seam-frames", type=int, default=Config().seam_frames)
+    defaults = Config()
+    parser.add_argument("--max-chunk-frames", type=int, default=defaults.max_chunk_frames)
+    parser.add_argument("--seam-frames", type=int, default=defaults.seam_frames)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
     if args.shots:
