@@ -50,10 +50,8 @@ if TYPE_CHECKING:
 RETRIES = 3  # Ray reruns a task this often when its worker dies (killed process, lost node)
 QUEUED_PER_WORKER = 1  # tasks submitted beyond one running per worker, so none waits for the driver
 INSTALL = 'pip install "stylereel[ray]"'
-CANCEL_WAIT = 10.0  # seconds Ctrl-C waits for the cancelled tasks to end
-
-
 MISSING = f"--ray needs Ray, which is not installed here; install it with: {INSTALL}"
+CANCEL_WAIT = 10.0  # seconds Ctrl-C waits for the cancelled tasks to end
 
 
 def require_ray() -> ModuleType:
@@ -211,9 +209,9 @@ def stylize_video_on_ray(
 ) -> Summary:
     """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`.
 
-    Every check of the local path runs first; then the cluster is joined while the video is planned, the
-    tasks run longest first with at most (1 + QUEUED_PER_WORKER) per worker in flight, and the
-    output encoded in order. `resume` submits only the tasks whose frames are not all in the work
+    Every check of the local path runs first; then the cluster is joined while the video is
+    planned, the tasks run longest first with at most (1 + QUEUED_PER_WORKER) per worker in flight,
+    and the output encoded in order. `resume` submits only the tasks whose frames are not all in the work
     folder: a task stopped half-way starts again from its first frame.
 
     Raises:
@@ -307,9 +305,10 @@ def _drive(
     make_plan: Callable[[Callback], Plan], frames: Callable[[], Iterator[np.ndarray]], *,
     callback: Callback | None, resume: bool, overwrite: bool,
 ) -> tuple[Plan, list[Chunk], dict[int, dict[str, Any]]]:
-    """The driver's work between the checks and the output: join the cluster while planning, run every task
-    not finished in the work folder, and store what they send back. Returns the plan, its tasks
-    and the finished tasks' records by first frame (all of them, unless an error was raised)."""
+    """The driver's work between the checks and the output: join the cluster while planning, run
+    every task not finished in the work folder, and store what they send back. Returns the plan,
+    its tasks and the finished tasks' records by first frame (all of them, unless an error was
+    raised)."""
     emit = callback or (lambda event: None)
     with contextlib.ExitStack() as leaving:
         try:
@@ -318,7 +317,8 @@ def _drive(
             options, workers = placement(ray, config)
             plan = planned()  # the planning pass, on the driver, while Ray starts
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted while Ray was starting; nothing was written to {output}") from None
+            raise Interrupted(f"interrupted before the first task was submitted; nothing was written to "
+                              f"{output}") from None
         chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
                              motion=plan.motion)
         emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "

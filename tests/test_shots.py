@@ -173,7 +173,7 @@ def test_ctrl_c_while_ray_starts_says_so_and_writes_nothing(tmp_path, monkeypatc
     monkeypatch.setattr(cluster, "check_ray", lambda: None)  # Ray itself is not needed here
     monkeypatch.setattr(cluster, "connect", interrupted_while_starting)
     output = tmp_path / "out.mp4"
-    with pytest.raises(Interrupted, match="interrupted while Ray was starting; nothing was written to"):
+    with pytest.raises(Interrupted, match="interrupted before the first task was submitted; nothing was written to"):
         cluster.stylize_video_on_ray(clip.path, [style], output, Config(max_side=32, ray="local"))
     assert not output.exists() and not Path(f"{output}.parts").exists()
 
