@@ -211,8 +211,8 @@ def stylize_video_on_ray(
 
     Every check of the local path runs first; then the cluster is joined while the video is
     planned, the tasks run longest first with at most (1 + QUEUED_PER_WORKER) per worker in flight,
-    and the output encoded in order. `resume` submits only the tasks whose frames are not all in the work
-    folder: a task stopped half-way starts again from its first frame.
+    and the output encoded in order. `resume` submits only the tasks whose frames are not all in
+    the work folder: a task stopped half-way starts again from its first frame.
 
     Raises:
         ConfigError: Ray is not installed.
