@@ -81,7 +81,7 @@ def background(args: argparse.Namespace) -> None:
 
     import ray
     import torch
-    from stylereel.pipeline import cluster
+    from stylereel.pipeline import ray_connect
     from stylereel.pipeline.config import Config
     from stylereel.pipeline.sequence import load_model
 
@@ -97,7 +97,7 @@ def background(args: argparse.Namespace) -> None:
 
     work(5)
     alone = statistics.median(work() for _ in range(4))
-    cluster.init_local(ray, num_cpus=os.cpu_count(), logging_level=logging.ERROR, log_to_driver=False)
+    ray_connect.init_local(ray, num_cpus=os.cpu_count(), logging_level=logging.ERROR, log_to_driver=False)
     try:
         time.sleep(2)  # let the idle workers start
         processes = _ray_processes()

@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import make_shots_clip, shot_frames
 from stylereel.cli.main import app
-from stylereel.pipeline import cluster, io, run
+from stylereel.pipeline import cluster, io, ray_connect, run
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ClusterError, Interrupted
 from stylereel.pipeline.events import FrameDone, Notice, TasksChanged
@@ -142,8 +142,8 @@ def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
         if isinstance(event, FrameDone) and any(parts.glob("task-*.json")):
             raise KeyboardInterrupt
 
-    cluster.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _fail_once(str(armed))},
-                       log_to_driver=False)
+    ray_connect.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _fail_once(str(armed))},
+                           log_to_driver=False)
     try:
         with pytest.raises(Interrupted, match=r"after 1 task\(s\) \([234] frame\(s\)\).*--resume"):
             run.stylize_video(clip.path, [style], output, config, callback=interrupt)
@@ -210,7 +210,7 @@ def _ray_children() -> dict[int, str]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list Ray's processes")
 def test_leaving_a_private_ray_stops_every_process_it_started():
-    with cluster.connect("local"):
+    with ray_connect.connect("local"):
         started = _ray_children()
     assert any("monitor.py" in command for command in started.values())  # killed first, on its own
     assert any("raylet" in command for command in started.values())
@@ -223,7 +223,7 @@ def test_luminance_mode_gives_the_local_frames(tmp_path, style):
     config = replace(TINY, preserve_colors="luminance")
     expected = _local(clip.path, style, tmp_path, config)
     output = tmp_path / "ray.mp4"
-    cluster.init_local(ray, num_cpus=1, log_to_driver=False)
+    ray_connect.init_local(ray, num_cpus=1, log_to_driver=False)
     try:
         run.stylize_video(clip.path, [style], output, replace(config, ray="local"), keep_frames=True)
     finally:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import make_shots_clip, shot_frames
 from stylereel.cli.main import app
-from stylereel.pipeline import cluster, io
+from stylereel.pipeline import cluster, io, ray_connect
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, Interrupted
 from stylereel.pipeline.shots import Shot, find_cuts, plan_frames, plan_video, scan, split_shots
@@ -123,10 +123,10 @@ def test_bad_scale_out_settings(values, words):
 
 def test_a_task_holds_the_local_runs_threads_on_one_machine_and_one_cpu_on_a_cluster(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
-    assert cluster.task_cpus(Config(ray="local")) == 6
-    assert cluster.task_cpus(Config(ray="auto")) == 1
-    assert cluster.task_cpus(Config(ray="10.0.0.2:6379")) == 1
-    assert cluster.task_cpus(Config(ray="local", ray_cpus=3)) == 3
+    assert ray_connect.task_cpus(Config(ray="local")) == 6
+    assert ray_connect.task_cpus(Config(ray="auto")) == 1
+    assert ray_connect.task_cpus(Config(ray="10.0.0.2:6379")) == 1
+    assert ray_connect.task_cpus(Config(ray="local", ray_cpus=3)) == 3
 
 
 def test_the_planning_pass_runs_while_the_caller_waits_and_hands_over_its_plan_or_error(tmp_path):
