@@ -57,8 +57,8 @@ class Checkpoint:
         if self.folder.exists() and not resume and not overwrite:
             raise OutputError(f"{self.folder}: an interrupted run left its frames here; "
                               "add --resume to continue it, or --overwrite to start again")
-        if resume and ((self.folder / STATE).exists() or (self.folder / PASS).exists()):
-            self._check_settings()
+        if resume and self.folder.exists():
+            self._check_settings()  # every kind of work folder: local frames, passes, Ray tasks
 
     def start(self, *, resume: bool, overwrite: bool) -> Resume:
         """Create the folder, or load it when resuming (after `check`)."""
@@ -67,6 +67,8 @@ class Checkpoint:
             shutil.rmtree(self.folder)
         if (self.folder / STATE).exists():
             return self._load()
+        if resume and (self.folder / SETTINGS).exists():
+            return Resume()  # a Ray run's folder, or a multi-pass run's: their own files say what is done
         try:
             self.folder.mkdir(exist_ok=True)
             _atomic_bytes(self.folder / SETTINGS, json.dumps(self.settings, indent=2).encode())
@@ -117,6 +119,10 @@ class Checkpoint:
 
     def _check_settings(self) -> None:
         saved = self.saved()
+        if saved.get("ray", False) != self.settings.get("ray", False):
+            before, now = ("--ray", "a local run") if saved.get("ray") else ("a local run", "--ray")
+            raise ConfigError(f"{self.folder}: was left by {before}, and cannot be resumed by {now}; "
+                              f"resume it as it was started, or use --overwrite to start again")
         differ = sorted(key for key in saved.keys() | self.settings.keys()
                         if key not in NOT_COMPARED and saved.get(key) != self.settings.get(key))
         if differ:

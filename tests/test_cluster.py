@@ -149,6 +149,7 @@ def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
             run.stylize_video(clip.path, [style], output, config, callback=interrupt)
         assert len(list(parts.glob("task-*.json"))) == 1
         assert not output.exists()
+        _resume_is_refused_when_settings_or_inputs_change(clip.path, style, output)
         armed.touch()
         with pytest.raises(ClusterError, match=r"frames \d-\d \(shot \d\) failed: out of memory .*1 finished task"):
             run.stylize_video(clip.path, [style], output, config, resume=True)
@@ -174,6 +175,31 @@ def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
     assert summary.n_frames == sum(SHOTS)
     produced = _frames(parts, sum(SHOTS))
     assert all(np.array_equal(a, b) for a, b in zip(produced, expected))
+
+
+def _resume_is_refused_when_settings_or_inputs_change(clip: Path, style: Path, output: Path) -> None:
+    """A Ray work folder holding one finished task: resuming with another setting, another input
+    file or without --ray is one error line naming what differs, exit 2, the folder untouched."""
+    parts = Path(f"{output}.parts")
+    before = sorted(path.name for path in parts.iterdir())
+    command = ["video", clip, "-s", style, "-o", output, "--resume", "--max-side", 32, "--first-iterations", 4,
+               "--iterations", 2, "--device", "cpu", "--no-settle"]
+    attempts = {
+        "style_weight differ": [*command, "--ray", "local", "--style-weight", 1],
+        "max_side differ": [*command, "--ray", "local", "--max-side", 40],
+        "was left by --ray": command,
+    }
+    saved = clip.read_bytes(), clip.stat()
+    for expected, arguments in attempts.items():
+        result = CliRunner().invoke(app, [str(argument) for argument in arguments])
+        assert result.exit_code == 2 and expected in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    clip.write_bytes(saved[0][:-1] + bytes([saved[0][-1] ^ 1]))  # another file under the same name
+    result = CliRunner().invoke(app, [str(argument) for argument in [*command, "--ray", "local"]])
+    assert result.exit_code == 2 and f"input file {clip} differ" in result.output, result.output
+    clip.write_bytes(saved[0])
+    os.utime(clip, ns=(saved[1].st_atime_ns, saved[1].st_mtime_ns))  # the same file again
+    assert not output.exists() and sorted(path.name for path in parts.iterdir()) == before
 
 
 def test_cli_ray_local_with_chunked_shots(tmp_path, style):
