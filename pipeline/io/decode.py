@@ -21,6 +21,8 @@ from .image import fit_size
 # PyAV's errors subclass builtins (FileNotFoundError, ValueError...), and some checks raise those.
 AV_ERRORS = (av.FFmpegError, OSError, ValueError)
 FALLBACK_RATE = Fraction(25)  # frames/s, only to invent pts for frames that come without one
+SD_MAX_HEIGHT = 576  # lines: PAL, the tallest standard-definition picture; taller untagged video is HD
+_UNTAGGED = (2, 3)  # AVCOL_SPC_UNSPECIFIED and _RESERVED: a stream that does not name its matrix
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -166,7 +168,9 @@ def read_video(path: Path, *, max_side: int | None, max_frames: int | None = Non
     Convention: `VideoFrame.image` is uint8 (H, W, 3) RGB; call `to_tensor` to enter the library.
 
     Frames are rotated by the display matrix, then resized (INTER_AREA) to
-    `fit_size(width, height, max_side, even=True)` so yuv420p can encode them. Each keeps its
+    `fit_size(width, height, max_side, even=True)` so yuv420p can encode them. Colours are converted
+    by the stream's matrix and range tags; an untagged stream is BT.709 when taller than 576 lines
+    and BT.601 otherwise, as players assume (`_source_matrix`). Each frame keeps its
     decoded pts; a frame without one gets `index / rate`, and one that does not increase gets the
     previous pts plus one tick, so the pts always increase as `VideoWriter` needs. Decoding stops
     after `max_frames` frames. A damaged file gives the frames that decode: a packet the decoder
@@ -287,11 +291,26 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=_normalize_rotation(rotation) // 90))  # (W, H, 3) if 90/270
 
 
+def _source_matrix(frame: av.VideoFrame) -> str | None:
+    """The Y'CbCr -> RGB matrix to decode `frame` with, as a swscale name; None for the frame's own tag.
+
+    An untagged frame taller than `SD_MAX_HEIGHT` lines is taken as BT.709 (HD) and any other as
+    BT.601 (SD), the guess players make (ffplay through SDL 2, whose threshold is 576 lines; mpv
+    also takes 1280-wide video as HD). swscale alone takes BT.601 at every size: an untagged
+    BT.709 clip's (200, 40, 40) red came out as (185, 23, 41). RGB and grey frames have no matrix,
+    so the name does not change them.
+    """
+    if frame.colorspace not in _UNTAGGED:
+        return None
+    return "ITU709" if frame.height > SD_MAX_HEIGHT else "ITU601"
+
+
 def _to_rgb(frame: av.VideoFrame, rotation: int, size: tuple[int, int]) -> np.ndarray:
     """Decoded frame -> upright uint8 (H, W, 3) RGB at `size` (width, height)."""
-    # PyAV converts with the frame's own colour range and matrix, so full-range (JPEG) video is not
-    # squashed, and tagged BT.709 is honoured.
-    image = upright(frame.to_ndarray(format="rgb24"), rotation)  # (H, W, 3)
+    # PyAV converts with the frame's own colour range, so full-range (JPEG) video is not squashed,
+    # and with its tagged matrix; an untagged one gets the matrix its height implies.
+    rgb = frame.reformat(format="rgb24", src_colorspace=_source_matrix(frame)).to_ndarray()  # (H, W, 3)
+    image = upright(rgb, rotation)  # (H, W, 3)
     if (image.shape[1], image.shape[0]) != size:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)  # (h, w, 3)
     return image

@@ -16,12 +16,18 @@ from types import TracebackType
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import OutputError
 from .decode import AV_ERRORS, _open_input, _problem
 from .image import temp_beside
 
 AUDIO_MODES = ("copied", "transcoded", "none")
+# Y'CbCr outputs of every size are converted with BT.709 at limited range and tagged so, from these
+# two values, so the tags cannot drift from the conversion: players decode by the tags, and BT.709
+# is also what they assume for untagged HD. swscale numbers its matrices as the tags do
+# (ITU709 = AVCOL_SPC_BT709 = 1), so one value serves both.
+YUV_MATRIX, YUV_RANGE = Colorspace.ITU709, ColorRange.MPEG
 _STEREO_OR_MONO = {1: "mono"}  # a transcoded track with more channels is downmixed to stereo
 
 
@@ -296,12 +302,13 @@ def _add_video_stream(output: av.container.OutputContainer, writer: VideoWriter)
     stream.time_base = writer.time_base
     context = stream.codec_context
     context.time_base = writer.time_base
-    # Tag what `_to_video_frame` produces: limited range BT.709 (which players assume for HD anyway),
-    # or for RGB full range, sRGB transfer.
+    # Tag what `_to_video_frame` produces: for RGB full range, no matrix, sRGB transfer; else
+    # `YUV_RANGE` and `YUV_MATRIX`, BT.709 transfer. Primaries are BT.709 either way.
     if _is_rgb(chosen.pix_fmt):
         context.color_range, context.colorspace, context.color_primaries, context.color_trc = 2, 0, 1, 13
     else:
-        context.color_range, context.colorspace, context.color_primaries, context.color_trc = 1, 1, 1, 1
+        context.color_range, context.colorspace = YUV_RANGE, YUV_MATRIX
+        context.color_primaries, context.color_trc = 1, 1
     return stream
 
 
@@ -314,7 +321,7 @@ def _to_video_frame(image: np.ndarray, pts: int, time_base: Fraction, pix_fmt: s
     if _is_rgb(pix_fmt):
         frame = frame.reformat(format=pix_fmt)  # the same values, repacked
     else:
-        frame = frame.reformat(format=pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
+        frame = frame.reformat(format=pix_fmt, dst_colorspace=YUV_MATRIX, dst_color_range=YUV_RANGE)
     frame.pts, frame.time_base = pts, time_base
     return frame
 
