@@ -7,6 +7,7 @@ one callback of small frozen dataclasses, and write each output under a temporar
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -280,6 +281,7 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
         # The frames bar counts every frame of every pass.
         emit(RunStarted(job.n_frames and job.n_frames * config.passes, width, height, str(session.device)))
         frames = _replay(_chain(first, frames), job, records, emit)
+        del records[job.resume.done :]  # a resume with a lower --max-frames ends within the frames done
         colors = Colors(config.preserve_colors)
         frames = colors.frames(_timed(frames, phases, "decode"), start=job.resume.done)
         for step in stylize_passes(session, frames, emit, job.resume, job.checkpoint):
@@ -319,11 +321,15 @@ def _timed(items: Iterator[np.ndarray], phases: dict[str, float], name: str) -> 
 
 
 def _replay(frames: Iterator[np.ndarray], job: _Job, records: list[FrameDone], emit: Callback) -> Iterator[np.ndarray]:
-    """Skip the frames a resumed run already finished, writing their checkpointed images again."""
+    """Skip the frames a resumed run already finished, writing their checkpointed images again. A
+    resume with a lower --max-frames than the frames done replays only those, and `job.resume.done`
+    becomes their number."""
     if job.resume.done:
         emit(Notice(f"resuming after frame {job.resume.done} from {job.checkpoint.folder}"))
     for index in range(job.resume.done):
-        next(frames, None)
+        if next(frames, None) is None:
+            job.resume = dataclasses.replace(job.resume, done=index)
+            break
         if job.checkpoint.keep_images and job.replay_writes:
             job.write(index, io.read_image(job.checkpoint.frame_path(index)))
         emit(records[index])
@@ -369,7 +375,8 @@ def _settings(config: Config, inputs: list[Path], device: str) -> dict:
     The device actually used is recorded too, but not compared (see `checkpoint.NOT_COMPARED`). A Ray
     run records that it is one and how it cut the shots, not which cluster it ran on."""
     ignored = ("max_frames", "crf", "prefetch", "compile", "ray", "ray_cpus", "max_chunk_frames", "seam_frames")
-    values = {k: v for k, v in asdict(config).items() if k not in ignored}
+    # Later passes run over every frame of the run, so a multi-pass run keeps its frame count.
+    values = {k: v for k, v in asdict(config).items() if k not in ignored or (k == "max_frames" and config.passes > 1)}
     if config.ray is not None:
         values |= {"ray": True, "max_chunk_frames": config.max_chunk_frames, "seam_frames": config.seam_frames}
     values["device"] = device

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import interrupt_on_call, make_video
 from stylereel.cli.main import _sigterm_as_interrupt
-from stylereel.pipeline import io, run, sequence
+from stylereel.pipeline import io, passes, run, sequence
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, DeviceError, Interrupted, OutputError
 
@@ -195,3 +195,55 @@ def test_a_real_signal_keeps_the_frames_and_resume_finishes(tmp_path, style, sig
     assert finished.returncode == 0, finished.stderr
     with av.open(str(output)) as container:
         assert len([f for f in container.decode(video=0)]) == 6
+
+
+def _decoded_times(path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
+
+
+def test_video_resume_with_a_lower_max_frames_ends_within_the_frames_done(tmp_path, style, monkeypatch):
+    clip = make_video(tmp_path / "clip.mp4", n_frames=4)
+    output = tmp_path / "out.mp4"
+    interrupt_on_call(monkeypatch, 4)
+    with pytest.raises(Interrupted, match=r"after 3 frame\(s\)"):
+        run.stylize_video(clip.path, [style], output, TINY)
+    monkeypatch.undo()
+    summary = run.stylize_video(clip.path, [style], output, replace(TINY, max_frames=2), resume=True)
+    assert [record.index for record in summary.frames] == [0, 1] and summary.n_frames == 2
+    assert _decoded_times(output) == pytest.approx([float(p * clip.time_base) for p in clip.pts[:2]], abs=1e-4)
+
+
+def test_video_resume_with_a_higher_max_frames_gives_the_uninterrupted_frames(tmp_path, style, monkeypatch):
+    clip = make_video(tmp_path / "clip.mkv", codec="ffv1", with_audio=False, n_frames=4)
+    run.stylize_video(clip.path, [style], tmp_path / "whole.mkv", TINY, keep_frames=True)
+    output = tmp_path / "out.mkv"
+    interrupt_on_call(monkeypatch, 3)
+    with pytest.raises(Interrupted, match=r"after 2 frame\(s\)"):
+        run.stylize_video(clip.path, [style], output, replace(TINY, max_frames=3))
+    monkeypatch.undo()
+    summary = run.stylize_video(clip.path, [style], output, TINY, resume=True, keep_frames=True)
+    assert summary.n_frames == 4 and len(_decoded_times(output)) == 4
+    for index in range(4):
+        name = f"{index:06d}.png"
+        assert np.array_equal(io.read_image(tmp_path / "out.mkv.parts" / name),
+                              io.read_image(tmp_path / "whole.mkv.parts" / name))
+
+
+@pytest.mark.parametrize("max_frames", [2, None])
+def test_two_pass_resume_with_another_max_frames_is_refused_by_name(tmp_path, style, monkeypatch, max_frames):
+    clip = make_video(tmp_path / "clip.mkv", codec="ffv1", with_audio=False, n_frames=4)
+    output = tmp_path / "out.mkv"
+    config = replace(TINY, passes=2, max_frames=3)
+    def interrupt(*args, **kwargs):  # the second pass's first frame, after the first pass was saved
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(passes, "stylize_frame", interrupt)
+    with pytest.raises(Interrupted, match="pass 1 of a multi-pass run"):
+        run.stylize_video(clip.path, [style], output, config)
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"max_frames differ"):
+        run.stylize_video(clip.path, [style], output, replace(config, max_frames=max_frames), resume=True)
+    assert not output.exists()
+    summary = run.stylize_video(clip.path, [style], output, config, resume=True)
+    assert summary.n_frames == 3 and len(_decoded_times(output)) == 3
