@@ -38,7 +38,7 @@ app = typer.Typer(
 
 ContentFile = Annotated[Path, typer.Argument(metavar="CONTENT", show_default=False, help="Content video or image.")]
 Styles = Annotated[list[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.")]
-ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML preset, e.g. configs/preview.toml.")]
+ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file, or a preset's name (configs/NAME.toml, e.g. preview).")]
 StyleBlend = Annotated[Optional[list[float]], typer.Option("--style-blend", help="Weight of each style image, in order.")]
 PreserveColorsOption = Annotated[Optional[PreserveColors], typer.Option(
     "--preserve-colors", help="Keep the content's colours: luminance (style on lightness only) or histogram "

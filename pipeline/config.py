@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import tomllib
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePath
 from typing import Any
 
 from .errors import ConfigError
@@ -26,6 +29,7 @@ STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 STYLE_LAYER_WEIGHTS = (1.0, 0.75, 0.2, 0.2, 0.2)
 MAX_LONG_TERM = 16  # the chain keeps this many stylized frames at most
 SOURCE = "source"  # max_side value: work at the input's own size
+PRESETS = "stylereel.configs"  # configs/*.toml, installed as this package's data (pyproject.toml)
 
 
 class Optimizer(str, enum.Enum):
@@ -194,17 +198,53 @@ def _check_non_negative(config: Config, *names: str) -> None:
             raise ConfigError(f"{name} must not be negative, got {getattr(config, name)}")
 
 
-def load_config(path: Path | None = None, **overrides: Any) -> Config:
-    """Build a `Config` from defaults, then the TOML file at `path`, then `overrides`.
+def preset_names() -> tuple[str, ...]:
+    """The presets installed with the package (configs/*.toml), by file name without `.toml`, sorted."""
+    return tuple(sorted(entry.name.removesuffix(".toml") for entry in _presets().iterdir() if entry.name.endswith(".toml")))
 
+
+def preset_file(name: str) -> Traversable:
+    """The installed preset `name` (configs/NAME.toml), to pass to `load_config`; nothing is read yet."""
+    return _presets() / f"{name}.toml"
+
+
+def find_config(value: str | Path) -> Path | Traversable:
+    """The TOML file `--config VALUE` means: an existing file is that file; otherwise a bare preset name
+    (`preview`, see `preset_names`) is that installed preset.
+
+    Raises ConfigError naming `value` and listing the presets when it is neither.
+    """
+    if Path(value).is_file():
+        return Path(value)
+    if str(value) in preset_names():  # a bare name: "sub/preview" and "preview.toml" are paths
+        return preset_file(str(value))
+    raise ConfigError(f"{value}: no such config file or preset (presets: {', '.join(preset_names())})")
+
+
+def _presets() -> Traversable:
+    try:
+        return resources.files(PRESETS)
+    except NotADirectoryError:
+        # configs/ is a namespace package (no __init__.py), and the importlib.resources of Python 3.11
+        # refuses one whose path holds an editable install's placeholder (python/importlib_resources#311).
+        return next(Path(entry) for entry in importlib.import_module(PRESETS).__path__ if Path(entry).is_dir())
+
+
+def load_config(path: str | Path | Traversable | None = None, **overrides: Any) -> Config:
+    """Build a `Config` from defaults, then the TOML file `path` names, then `overrides`.
+
+    `path` is a file, a preset's short name (`find_config`) or an installed preset (`preset_file`).
     Overrides whose value is None are ignored, so CLI flags left unset keep the file's value.
-    Raises ConfigError naming the file and key for unknown keys, wrong types or bad values.
+    Raises ConfigError naming the file and key for unknown keys, wrong types or bad values, and
+    naming `path` and the presets when it is neither a file nor a preset.
     """
     values: dict[str, Any] = {}
+    source = "options"
     if path is not None:
-        values.update(_read_toml(Path(path)))
+        file = find_config(path) if isinstance(path, (str, PurePath)) else path
+        values.update(_read_toml(file))
+        source = str(file)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    source = str(path) if path is not None else "options"
     fields = {f.name: f for f in dataclasses.fields(Config)}
     typed = {}
     for key, value in values.items():
@@ -217,7 +257,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> Config:
         raise ConfigError(f"{source}: {error}") from None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path | Traversable) -> dict[str, Any]:
     try:
         with path.open("rb") as file:
             return tomllib.load(file)

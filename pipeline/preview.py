@@ -12,9 +12,9 @@ import dataclasses
 import itertools
 import statistics
 import time
-import tomllib
 import typing
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import flow, io, run
-from .config import Config, load_config
+from .config import Config, load_config, preset_file
 from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
@@ -32,7 +32,8 @@ from .sequence import flow_and_mask, ladder, prepare_session, read_styles, rung_
 # The settings a sheet can vary: those that change how one frame looks.
 VARY_KEYS = ("style_weight", "content_weight", "tv_weight", "style_scale", "preserve_colors", "first_iterations",
              "optimizer", "pooling", "seed")
-PREVIEW_PRESET = Path(__file__).resolve().parents[1] / "configs" / "preview.toml"
+PREVIEW_PRESET = preset_file("preview")  # configs/preview.toml, installed with the package
+PREVIEW_KEYS = ("max_side", "first_iterations", "rung_iterations", "iterations")  # what the cells take from it
 MAX_SCAN = 900  # frames searched for the first scene cut when --frame is not given (30 s at 30 fps)
 GAP = 4  # pixels between cells and around the grid
 TIMED_ITERATIONS = 2  # iterations timed at the full run's size for the estimate (after one untimed)
@@ -94,28 +95,23 @@ def _value(item: str, key: str, text: str, hint: Any) -> Any:
     return value
 
 
-def cell_config(config: Config, preset: Path = PREVIEW_PRESET) -> Config:
-    """`config` with the preview preset's keys (size and iteration budgets) in place of its own."""
-    try:
-        with preset.open("rb") as file:
-            keys = tomllib.load(file)
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"{preset}: cannot read the preview preset ({error})") from None
-    checked = load_config(preset)  # unknown keys and wrong types fail here, naming the file
-    return dataclasses.replace(config, **{key: getattr(checked, key) for key in keys})
+def cell_config(config: Config, preset: Path | Traversable = PREVIEW_PRESET) -> Config:
+    """`config` with the preview preset's size and iteration budgets (`PREVIEW_KEYS`) in place of its own."""
+    small = load_config(preset)  # a missing file, unknown keys and wrong types fail here, naming the file
+    return dataclasses.replace(config, **{key: getattr(small, key) for key in PREVIEW_KEYS})
 
 
 def preview_sheet(
     content: Path, styles: list[Path], output: Path, config: Config, *, vary: dict[str, list[Any]],
     frame: int | None = None, overwrite: bool = False, callback: Callback | None = None,
-    preset: Path | None = None,
+    preset: Path | Traversable | None = None,
 ) -> PreviewSummary:
     """Stylize one frame of `content` with each style and each combination of `vary`, write the
     labelled grid to `output` and estimate the full run's time for `config`.
 
     Rows are styles; each row starts with the content frame, then one cell per combination.
     Every cell uses `config` with the preview preset's size and budgets (`preset`, default
-    configs/preview.toml), then its varied values.
+    configs/preview.toml as installed), then its varied values.
     Everything is checked before the first cell: InputError, OutputError or ConfigError.
     """
     emit = callback or (lambda event: None)

@@ -1,13 +1,23 @@
 """Config: paper defaults, presets, overrides and errors naming the file and key."""
 
+import dataclasses
+import re
+import tomllib
+import types
+import typing
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from stylereel.pipeline.config import Config, Init, Optimizer, load_config
+from stylereel.pipeline.config import Config, Init, Optimizer, load_config, preset_names
 from stylereel.pipeline.errors import ConfigError
 
 CONFIGS = Path(__file__).parent.parent / "configs"
+PRESETS = sorted(p.name for p in CONFIGS.glob("*.toml"))
+# The one rule for fields left unset: TOML has no null, so a preset names a field whose value is None
+# in a commented-out line (`# weights = "vgg19.pth"`); load_config leaves an absent key at its default.
+# These are the fields that may be None, and so the only ones a preset may name that way.
+UNSET_FIELDS = ("learning_rate", "max_frames", "weights", "ray")
 
 
 def test_defaults_are_gatys_layers_with_the_articles_layer_weights():
@@ -24,13 +34,69 @@ def test_gatys_preset_weights_the_five_style_layers_equally():
     assert replace(config, style_layer_weights=Config().style_layer_weights) == Config()  # nothing else differs
 
 
-@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.toml")))
+@pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_loads(preset):
     assert isinstance(load_config(CONFIGS / preset), Config)
 
 
+def _named(path: Path) -> tuple[set[str], set[str]]:
+    """The keys a preset sets, and the fields it names in a commented-out `# name = value` line."""
+    with path.open("rb") as file:
+        keys = set(tomllib.load(file))
+    fields = {field.name for field in dataclasses.fields(Config)}
+    commented = set(re.findall(r"^# (\w+) = ", path.read_text(), flags=re.MULTILINE)) & fields
+    return keys, commented
+
+
+def test_the_unset_fields_are_those_that_may_be_none():
+    hints = typing.get_type_hints(Config)
+    may_be_none = {name for name, hint in hints.items()
+                   if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)}
+    assert may_be_none == set(UNSET_FIELDS)
+    assert all(getattr(Config(), name) is None for name in UNSET_FIELDS)  # so an absent key means None
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_names_every_field_of_config(preset):
+    # load_config fills a key left out with the default, so loading a preset cannot show one missing:
+    # read the file's own keys instead.
+    keys, commented = _named(CONFIGS / preset)
+    fields = {field.name for field in dataclasses.fields(Config)}
+    assert sorted(fields - keys - commented) == [], f"{preset} does not name these fields"
+    assert sorted(commented - set(UNSET_FIELDS)) == [], f"{preset} comments out fields that cannot be None"
+    assert sorted(commented & keys) == [], f"{preset} both sets and comments out these fields"
+
+
 def test_default_preset_matches_the_dataclass():
-    assert load_config(CONFIGS / "default.toml") == Config()
+    keys, _ = _named(CONFIGS / "default.toml")
+    config = load_config(CONFIGS / "default.toml")
+    assert {key: getattr(config, key) for key in sorted(keys)} == {key: getattr(Config(), key) for key in sorted(keys)}
+    assert config == Config()
+
+
+@pytest.mark.parametrize("name", [path.removesuffix(".toml") for path in PRESETS])
+def test_a_preset_can_be_named_by_its_short_name(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    assert load_config(name) == load_config(Path(name)) == load_config(CONFIGS / f"{name}.toml")
+
+
+def test_the_installed_presets_are_the_files_in_configs():
+    assert preset_names() == tuple(path.removesuffix(".toml") for path in PRESETS)
+
+
+def test_an_existing_file_beats_a_preset_of_the_same_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("preview").write_text("iterations = 3\n")
+    assert load_config(Path("preview")).iterations == 3
+    assert load_config(Path("preview")).max_side == Config().max_side  # the file, not the preset
+
+
+@pytest.mark.parametrize("value", ["nonesuch", "sub/preview", "preview.toml"])
+def test_an_unknown_config_names_the_value_and_the_presets(value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    presets = ", ".join(path.removesuffix(".toml") for path in PRESETS)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(value)}: no such config file or preset \(presets: {presets}\)$"):
+        load_config(Path(value))
 
 
 def test_preview_preset_runs_a_first_frame_as_far_as_the_defaults_and_cuts_later_frames():
@@ -39,6 +105,7 @@ def test_preview_preset_runs_a_first_frame_as_far_as_the_defaults_and_cuts_later
     assert (config.first_iterations, config.rung_iterations, config.stop_tolerance) == (
         Config().first_iterations, Config().rung_iterations, Config().stop_tolerance)
     assert config.iterations < Config().iterations and config.max_side < Config().max_side
+    assert replace(config, iterations=Config().iterations, max_side=Config().max_side) == Config()  # nothing else differs
 
 
 def test_overrides_beat_the_file_and_none_keeps_it(tmp_path):
