@@ -129,6 +129,9 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
                             stats=options["stats"], callback=view.handle, **extra)
         if not options["quiet"]:
             print_summary(console, summary)
+    except KeyboardInterrupt:  # before the run had anything to keep (it says what it kept otherwise)
+        _fail(console, Interrupted(f"interrupted before any work was kept; nothing was written to {output or 'the output'}"), debug,
+              code=INTERRUPTED_EXIT)
     except Interrupted as error:
         _fail(console, error, debug, code=INTERRUPTED_EXIT)
     except StylereelError as error:
@@ -305,6 +308,9 @@ def preview(
                                              overwrite=overwrite, callback=view.handle)
         if not quiet:
             print_estimate(console, summary)
+    except KeyboardInterrupt:
+        _fail(console, Interrupted(f"interrupted; nothing was written to {output}"), _debugging(ctx, debug),
+              code=INTERRUPTED_EXIT)
     except Interrupted as error:
         _fail(console, error, _debugging(ctx, debug), code=INTERRUPTED_EXIT)
     except StylereelError as error:

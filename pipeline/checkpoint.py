@@ -9,9 +9,11 @@ PNG first, state second: the state never counts a frame whose image is not on di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from . import io
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, Interrupted, OutputError
 
 SETTINGS = "settings.json"
 STATE = "state.pt"
@@ -102,6 +104,19 @@ class Checkpoint:
         """How many passes of a multi-pass run are saved (0 if none)."""
         stored = self.load_pass()
         return 0 if stored is None else stored["pass"]
+
+    @contextlib.contextmanager
+    def kept_on_interrupt(self, doing: str) -> Iterator[None]:
+        """Ctrl-C inside (outside the frames' own work, which says more) becomes one `Interrupted`
+        saying the run was stopped while `doing` ("writing clip.mp4") and that the work folder, if
+        there is one, is kept for --resume."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.folder.exists():
+                raise Interrupted(f"interrupted while {doing}; the finished frames are kept in {self.folder}, "
+                                  "run the same command with --resume to finish") from None
+            raise Interrupted(f"interrupted while {doing}; nothing was kept") from None
 
     def frame_path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"

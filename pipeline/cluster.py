@@ -40,8 +40,11 @@ from .checkpoint import Checkpoint, Resume
 from .config import Config, Device
 from .errors import ClusterError, ConfigError, Interrupted, OutputError, StylereelError
 from .events import Callback, Event, FrameDone, Notice, RunStarted, TasksChanged
+from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .passes import stylize_passes
-from .sequence import Colors, Session, StyleImages, minimum_side, read_style_images, session_from_styles
+from .sequence import (
+    Colors, Session, StyleImages, chain_view, cut_notice, minimum_side, read_style_images, session_from_styles,
+)
 from .shots import Chunk, Plan, plan_frames, plan_video, split_shots
 
 if TYPE_CHECKING:
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 RETRIES = 3  # Ray reruns a task this often when its worker dies (killed process, lost node)
 QUEUED_PER_WORKER = 1  # tasks submitted beyond one running per worker, so none waits for the driver
 CANCEL_WAIT = 10.0  # seconds Ctrl-C waits for the cancelled tasks to end
+MEMORY_SHARE = 0.5  # of the object store (and of the free memory) the driver's decoded frames may take
 
 # Joining or starting Ray, and what a task asks of it, live in `ray_connect` (imported here, so that
 # tests can replace `cluster.connect` and `cluster.check_ray`).
@@ -61,11 +65,14 @@ from .ray_connect import check_ray, connect, placement  # noqa: E402
 _SESSIONS: dict[tuple, Session] = {}  # the worker's last session: tasks of one run share the VGG and Grams
 
 
-def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first: int) -> Iterator[dict[str, Any]]:
+def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first: int,
+              shot_first: np.ndarray | None = None) -> Iterator[dict[str, Any]]:
     """A Ray generator task: stylize `frames` (uint8 (N, H, W, 3), video frames `first` ...) as one
-    chain, the same `stylize_passes` a local run goes through. Yields each stylized frame as soon as
-    it is done ({"image": uint8 (H, W, 3), "record": its record, index in the video}), then once
-    where and how the task ran ({"node", "retries", "seconds", "device"}).
+    chain, the same `stylize_passes` a local run goes through; `shot_first` is the first frame of
+    the shot when the chunk starts inside one (its colours are the ones `preserve_colors` keeps).
+    Yields what the chain says ({"notice": text, "key": key}) and each stylized frame as soon as it
+    is done ({"image": uint8 (H, W, 3), "record": its record, index in the video}), then once where
+    and how the task ran ({"node", "retries", "seconds", "device"}).
 
     Ray reruns a generator whose worker died and passes on only the items the first attempt had not
     yielded (the chain is deterministic for a seed, so the rerun yields the same frames)."""
@@ -80,11 +87,16 @@ def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first:
     if session.device.type == "cpu":
         torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
     torch.manual_seed(config.seed)  # as a local run's chain starts: every task is seeded alike
-    colors = Colors(config.preserve_colors)
-    for step in stylize_passes(session, list(colors.frames(iter(np.array(frames)), start=0)), lambda event: None,
-                               Resume(), None):
-        record = dataclasses.replace(step.record, index=step.record.index + first)
-        yield {"image": colors.output(step.record.index, step.image), "record": dataclasses.asdict(record)}
+    colors, said = Colors(config.preserve_colors), []
+    opening = None if shot_first is None else chain_view(config.preserve_colors, np.array(shot_first))
+    steps = stylize_passes(session, list(colors.frames(iter(np.array(frames)), start=first)),
+                           lambda event: said.append(event) if isinstance(event, Notice) else None, Resume(), None,
+                           first_index=first, shot_first=opening)
+    for step in steps:
+        yield from ({"notice": notice.text, "key": notice.key} for notice in said)
+        said.clear()
+        yield {"image": colors.output(step.record.index, step.image), "record": dataclasses.asdict(step.record)}
+    yield from ({"notice": notice.text, "key": notice.key} for notice in said)
     yield {"node": ray.get_runtime_context().get_node_id(), "retries": _attempt(ray),
            "seconds": time.perf_counter() - start, "device": str(session.device)}
 
@@ -107,12 +119,13 @@ def stylize_video_on_ray(
     """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`.
 
     Every check of the local path runs first; then the cluster is joined while the video is
-    planned, the tasks run longest first with at most (1 + QUEUED_PER_WORKER) per worker in flight,
-    and the output encoded in order. `resume` submits only the tasks whose frames are not all in
-    the work folder: a task stopped half-way starts again from its first frame.
+    planned, the tasks run longest first within the driver's memory budget (`schedule`), and the
+    output encoded in order. `resume` submits only the tasks whose frames are not all in the work
+    folder: a task stopped half-way starts again from its first frame. The run says what a local
+    run says (scene cuts, a first frame that used its whole budget, a damaged file, audio).
 
     Raises:
-        ConfigError: Ray is not installed.
+        ConfigError: Ray is not installed, or a resume with other settings or inputs.
         ClusterError: the cluster cannot be reached, or a task failed for a reason retrying
             cannot fix (its cause is named; finished tasks are kept for --resume).
         Interrupted: Ctrl-C; finished tasks are kept.
@@ -130,23 +143,25 @@ def stylize_video_on_ray(
     style_images = _style_images(config, styles, output, width=width, height=height)
     checkpoint = Checkpoint(Checkpoint.beside(output), run._settings(config, [content, *styles], "ray"), keep_images=True)
     checkpoint.check(resume=resume, overwrite=overwrite)
+    emit = callback or (lambda event: None)
+    for notice in streams_notice(content, info):
+        emit(notice)
 
     def frames() -> Iterator[np.ndarray]:
         with contextlib.closing(io.read_video(content, max_side=config.working_side,
                                               max_frames=config.max_frames)) as video:
             yield from (frame.image for frame in video)
 
-    plan, chunks, finished = _drive(config, style_images, checkpoint, output, lambda emit: plan_video(content, config,
-                                    callback=emit), frames, callback=callback, resume=resume, overwrite=overwrite)
-    try:
+    driver = _Driver(config, style_images, checkpoint, output, emit)
+    with checkpoint.kept_on_interrupt(f"writing {output}"):
+        plan, chunks, finished = driver.run(lambda planned: plan_video(content, config, callback=planned), frames,
+                                            resume=resume, overwrite=overwrite)
         writer = _encode(checkpoint, chunks, plan, output, info, config)
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted while encoding; every frame is kept in {checkpoint.folder}, "
-                          "run the same command with --resume to encode them") from None
-    if callback is not None:
-        callback(Notice(run._audio_notice(writer.audio_mode, info.audio_codec, chosen)))
-    return run._finish(_summary(output, plan, finished, time.perf_counter() - start), stats, checkpoint,
-                       keep_frames=keep_frames)
+        emit(audio_notice(writer.audio_mode, info.audio_codec, chosen))
+        for notice in decoder_notices(content, plan.decoder_error, plan.decoder_lost, plan.n_frames):
+            emit(notice)
+        summary = driver.summary(plan, finished, time.perf_counter() - start)
+        return run._finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 def stylize_frames_on_ray(
@@ -171,7 +186,7 @@ def stylize_frames_on_ray(
     checkpoint.check(resume=resume, overwrite=overwrite)
     run._check_output_dir(output_dir, targets, overwrite=overwrite or (resume and checkpoint.folder.exists()),
                           input_dir=folder)
-    for notice in run._folder_notices(folder, skipped, run._check_frames(paths, styles, config, emit)):
+    for notice in folder_notices(folder, skipped, run._check_frames(paths, styles, config, emit)):
         emit(notice)
     height, width = next(iter(io.read_frames(paths[:1], max_side=config.working_side))).shape[:2]
     style_images = _style_images(config, styles, output_dir, width=width, height=height)
@@ -179,12 +194,13 @@ def stylize_frames_on_ray(
     def frames() -> Iterator[np.ndarray]:
         yield from io.read_frames(paths, max_side=config.working_side)
 
-    plan, chunks, finished = _drive(config, style_images, checkpoint, output_dir,
-                                    lambda emit: plan_frames(frames(), config, callback=emit), frames,
-                                    callback=callback, resume=resume, overwrite=overwrite)
-    _write_frames(checkpoint, chunks, targets)
-    return run._finish(_summary(output_dir, plan, finished, time.perf_counter() - start), stats, checkpoint,
-                       keep_frames=keep_frames)
+    driver = _Driver(config, style_images, checkpoint, output_dir, emit)
+    with checkpoint.kept_on_interrupt(f"writing the frames into {output_dir}"):
+        plan, chunks, finished = driver.run(lambda planned: plan_frames(frames(), config, callback=planned), frames,
+                                            resume=resume, overwrite=overwrite)
+        _write_frames(checkpoint, chunks, targets)
+        summary = driver.summary(plan, finished, time.perf_counter() - start)
+        return run._finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 def _style_images(config: Config, styles: list[Path], output: Path, *, width: int, height: int) -> StyleImages:
@@ -197,71 +213,134 @@ def _style_images(config: Config, styles: list[Path], output: Path, *, width: in
     return read_style_images(config, styles, size=(height, width))
 
 
-def _drive(
-    config: Config, style_images: StyleImages, checkpoint: Checkpoint, output: Path,
-    make_plan: Callable[[Callback], Plan], frames: Callable[[], Iterator[np.ndarray]], *,
-    callback: Callback | None, resume: bool, overwrite: bool,
-) -> tuple[Plan, list[Chunk], dict[int, dict[str, Any]]]:
+class _Driver:
     """The driver's work between the checks and the output: join the cluster while planning, run
-    every task not finished in the work folder, and store what they send back. Returns the plan,
-    its tasks and the finished tasks' records by first frame (all of them, unless an error was
-    raised)."""
-    emit = callback or (lambda event: None)
-    with contextlib.ExitStack() as leaving:
-        try:
-            planned = leaving.enter_context(_meanwhile(make_plan, emit))
-            ray = leaving.enter_context(connect(config.ray))
-            options, workers = placement(ray, config)
-            plan = planned()  # the planning pass, on the driver, while Ray starts
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted before the first task was submitted; nothing was written to "
-                              f"{output}") from None
+    every task not finished in the work folder, store what they send back, and say what they say."""
+
+    def __init__(self, config: Config, style_images: StyleImages, checkpoint: Checkpoint, output: Path,
+                 emit: Callback) -> None:
+        self.config, self.style_images, self.checkpoint, self.output = config, style_images, checkpoint, output
+        self.emit = emit
+        self.finished: dict[int, dict[str, Any]] = {}  # by first frame: the records of each finished task
+        self.records: dict[int, list[dict[str, Any]]] = {}  # by task: the records of its frames so far
+        self.said: set[str] = set()  # the notices' keys said so far: each once per run, as a local run does
+        self.memory: dict[str, int] = {}  # the driver's memory budget and what it held at most (--stats)
+
+    def run(self, make_plan: Callable[[Callback], Plan], frames: Callable[[], Iterator[np.ndarray]], *,
+            resume: bool, overwrite: bool) -> tuple[Plan, list[Chunk], dict[int, dict[str, Any]]]:
+        """Returns the plan, its tasks and the finished tasks' records by first frame (all of them,
+        unless an error was raised)."""
+        with contextlib.ExitStack() as leaving:
+            try:
+                planned = leaving.enter_context(_meanwhile(make_plan, self.emit))
+                ray = leaving.enter_context(connect(self.config.ray))
+                options, workers = placement(ray, self.config)
+                plan = planned()  # the planning pass, on the driver, while Ray starts
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted before the first task was submitted; nothing was written to "
+                                  f"{self.output}") from None
+            try:
+                chunks = self._start(plan, workers, resume=resume, overwrite=overwrite)
+                self._run_tasks(ray, options, workers, plan, chunks, frames)
+            except KeyboardInterrupt:
+                _stopped(self.checkpoint, self.finished, self.output)
+        return plan, chunks, self.finished
+
+    def _start(self, plan: Plan, workers: int, *, resume: bool, overwrite: bool) -> list[Chunk]:
+        """Cut the plan into tasks, open the work folder and report what a resume finds there."""
+        config = self.config
         chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
                              motion=plan.motion)
-        emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "
-                    f"({plan.seconds / plan.n_frames * 1e3:.0f} ms/frame): {len(plan.shots)} shot(s), "
-                    f"{len(chunks)} task(s) for {workers} worker(s)"))
-        checkpoint.start(resume=resume, overwrite=overwrite)
-        finished = _finished(checkpoint, chunks)
-        emit(RunStarted(plan.n_frames, plan.width, plan.height, f"Ray ({workers} worker(s))"))
-        if finished:
-            emit(Notice(f"resuming: {len(finished)} of {len(chunks)} task(s) already done in {checkpoint.folder}"))
-        for done in finished.values():
+        self.emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "
+                         f"({plan.seconds / plan.n_frames * 1e3:.0f} ms/frame): {len(plan.shots)} shot(s), "
+                         f"{len(chunks)} task(s) for {workers} worker(s)"))
+        self.checkpoint.start(resume=resume, overwrite=overwrite)
+        self.finished.update(_finished(self.checkpoint, chunks))
+        self.emit(RunStarted(plan.n_frames, plan.width, plan.height, f"Ray ({workers} worker(s))"))
+        if self.finished:
+            self.emit(Notice(f"resuming: {len(self.finished)} of {len(chunks)} task(s) already done in "
+                             f"{self.checkpoint.folder}"))
+        for done in self.finished.values():
             for record in done["records"]:
-                emit(FrameDone(**record))
-        styles_ref = ray.put({"images": style_images, "digest": _digest(style_images)})
+                self.emit(FrameDone(**record))
+        return chunks
+
+    def _run_tasks(self, ray: ModuleType, options: dict[str, Any], workers: int, plan: Plan, chunks: list[Chunk],
+                   frames: Callable[[], Iterator[np.ndarray]]) -> None:
+        """Submit every unfinished task, within the memory budget, and store what comes back."""
+        styles_ref = ray.put({"images": self.style_images, "digest": _digest(self.style_images)})
         task = ray.remote(run_chunk).options(num_returns="streaming", max_retries=RETRIES, retry_exceptions=False,
                                              **options)
+        starts = {shot.first for shot in plan.shots}
 
-        def submit(chunk: Chunk, frames: np.ndarray) -> Any:
-            return task.remote(config, styles_ref, ray.put(frames), chunk.first)
+        def submit(chunk: Chunk, images: np.ndarray, shot_first: np.ndarray | None) -> Any:
+            return task.remote(self.config, styles_ref, ray.put(images), chunk.first,
+                               None if chunk.first in starts else shot_first)
 
-        records: dict[int, list[dict[str, Any]]] = {}  # by task: the records of its frames so far
-
-        def store(chunk: Chunk, item: dict[str, Any]) -> None:
-            if "image" not in item:  # the task's last item: it is done
-                finished[chunk.first] = _store_task(checkpoint, chunk, records.pop(chunk.first, []), item)
-                return
-            record = item["record"]
-            own = _store_frame(checkpoint, chunk, record["index"], item["image"])
-            if own:
-                records.setdefault(chunk.first, []).append(record)
-                emit(FrameDone(**record))
-
-        todo = [chunk for chunk in chunks if chunk.first not in finished]
+        todo = [chunk for chunk in chunks if chunk.first not in self.finished]
+        budget = memory_budget(ray)
         decoded = frames()
         try:
-            schedule(ray, _frames_of(todo, decoded), submit, store, emit, workers=workers, total=len(todo))
-        except KeyboardInterrupt:
-            _stopped(checkpoint, finished, output)
+            held = schedule(ray, _frames_of(todo, decoded, plan), submit, lambda chunk, item: self._store(plan, chunk, item),
+                            self.emit, workers=workers, sizes=[_task_bytes(chunk, plan) for chunk in todo],
+                            budget=budget)
         except _TaskFailed as failure:
-            raise ClusterError(f"{output}: task for frames {failure.chunk.first + 1}-{failure.chunk.last + 1} "
-                               f"(shot {failure.chunk.shot + 1}) failed: {failure.cause}; {len(finished)} finished "
-                               f"task(s) are kept in {checkpoint.folder}, run the same command with --resume "
-                               "to continue") from None
+            raise ClusterError(f"{self.output}: task for frames {failure.chunk.first + 1}-{failure.chunk.last + 1} "
+                               f"(shot {failure.chunk.shot + 1}) failed: {failure.cause}; {len(self.finished)} "
+                               f"finished task(s) are kept in {self.checkpoint.folder}, run the same command with "
+                               "--resume to continue") from None
         finally:
             decoded.close()
-    return plan, chunks, finished
+        self.memory = {"budget_bytes": budget, "peak_bytes": held}
+
+    def _store(self, plan: Plan, chunk: Chunk, item: dict[str, Any]) -> None:
+        """One item a task sent: something it said, one of its frames, or its end."""
+        if "notice" in item:
+            self._say(Notice(item["notice"], key=item["key"]))
+        elif "image" not in item:  # the task's last item: it is done
+            self.finished[chunk.first] = _store_task(self.checkpoint, chunk, self.records.pop(chunk.first, []), item)
+        else:
+            record = item["record"]
+            if _store_frame(self.checkpoint, chunk, record["index"], item["image"]):
+                if record["index"] == chunk.first and chunk.first > 0 and chunk.first in {s.first for s in plan.shots}:
+                    self._say(cut_notice(chunk.first, plan.unlinked[chunk.first]))
+                self.records.setdefault(chunk.first, []).append(record)
+                self.emit(FrameDone(**record))
+
+    def _say(self, notice: Notice) -> None:
+        """Emit `notice` unless one with its key was said already (several tasks meet the same thing)."""
+        key = notice.key or notice.text
+        if key not in self.said:
+            self.said.add(key)
+            self.emit(notice)
+
+    def summary(self, plan: Plan, finished: dict[int, dict[str, Any]], seconds: float) -> Summary:
+        """The run's summary: every frame's record, per task where and how long it ran, and the
+        driver's memory budget."""
+        from .run import Summary
+
+        records = [FrameDone(**record) for first in sorted(finished) for record in finished[first]["records"]]
+        tasks = [{key: value for key, value in finished[first].items() if key != "records"} for first in sorted(finished)]
+        devices = sorted({task.pop("device") for task in tasks})
+        return Summary(self.output, plan.n_frames, plan.width, plan.height, f"ray: {', '.join(devices)}", seconds,
+                       records, {"plan": plan.seconds}, tasks, {"memory": self.memory})
+
+
+def memory_budget(ray: ModuleType) -> int:
+    """Bytes of decoded frames the driver may hold at once, waiting in it or sent to the object
+    store for tasks not yet done: half the object store of the driver's node, and at most half the
+    memory this machine has free now (the store allocates as it fills)."""
+    import psutil  # a dependency of Ray's
+
+    here = ray.get_runtime_context().get_node_id()
+    stores = [node["Resources"].get("object_store_memory", 0) for node in ray.nodes() if node.get("NodeID") == here]
+    store = int(stores[0]) if stores and stores[0] else int(ray.cluster_resources().get("object_store_memory", 0))
+    return max(1, int(min(store, psutil.virtual_memory().available) * MEMORY_SHARE))
+
+
+def _task_bytes(chunk: Chunk, plan: Plan) -> int:
+    """What a task's frames take, decoded: uint8 (N, H, W, 3)."""
+    return chunk.n_frames * plan.height * plan.width * 3
 
 
 class _Stop(Exception):
@@ -289,56 +368,53 @@ def _meanwhile(make_plan: Callable[[Callback], Plan], emit: Callback) -> Iterato
             stop.set()
 
 
-def _summary(output: Path, plan: Plan, finished: dict[int, dict[str, Any]], seconds: float) -> Summary:
-    """The run's summary: every frame's record, and per task where and how long it ran."""
-    from .run import Summary
-
-    records = [FrameDone(**record) for first in sorted(finished) for record in finished[first]["records"]]
-    tasks = [{key: value for key, value in finished[first].items() if key != "records"} for first in sorted(finished)]
-    devices = sorted({task.pop("device") for task in tasks})
-    return Summary(output, plan.n_frames, plan.width, plan.height, f"ray: {', '.join(devices)}", seconds, records,
-                   {"plan": plan.seconds}, tasks)
-
-
 class _TaskFailed(Exception):
     def __init__(self, chunk: Chunk, cause: str) -> None:
         super().__init__(cause)
         self.chunk, self.cause = chunk, cause
 
 
-def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray]], submit: Callable[[Chunk, np.ndarray], Any],
-             store: Callable[[Chunk, dict], None], emit: Callback, *, workers: int, total: int) -> None:
-    """Run the `total` `tasks` (in video order, decoded lazily) with bounded memory, longest first,
-    handing each item a task yields to `store` as it arrives (`run_chunk`: each frame, then the end).
+def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray, np.ndarray | None]],
+             submit: Callable[[Chunk, np.ndarray, np.ndarray | None], Any], store: Callable[[Chunk, dict], None],
+             emit: Callback, *, workers: int, sizes: list[int], budget: int) -> int:
+    """Run `tasks` (in video order, decoded lazily; `sizes` their bytes, in the same order) within
+    `budget` bytes, handing each item a task yields to `store` as it arrives (`run_chunk`: what it
+    says, each frame, then its end). Returns the most bytes held at once.
 
-    Backpressure: at most `workers` decoded tasks wait in the driver, and at most
-    (1 + QUEUED_PER_WORKER) * `workers` are submitted and not yet done; of the waiting ones the
-    longest is submitted first, so a long shot does not start last and straggle. Raises _TaskFailed
-    for a task Ray could not finish (after RETRIES reruns for a lost worker, or at once for an error
-    in the task itself); Ctrl-C cancels the submitted tasks.
+    A task is decoded only while the bytes held (tasks waiting in the driver and tasks submitted and
+    not done, whose frames sit in the object store) stay within `budget`, or when nothing is held (a
+    task larger than the budget then runs alone). It is submitted as soon as a slot is free (at most
+    (1 + QUEUED_PER_WORKER) * `workers` submitted and not done); while none is, decoded tasks wait,
+    and the longest waiting goes first, so a long shot does not start last and straggle. Raises
+    _TaskFailed for a task Ray could not finish (after RETRIES reruns for a lost worker, or at once
+    for an error in the task itself); Ctrl-C cancels the submitted tasks.
     """
-    waiting: list[tuple[int, int, Chunk, np.ndarray]] = []  # heap: longest first, then earliest
+    waiting: list[tuple[int, int, Chunk, np.ndarray, np.ndarray | None]] = []  # heap: longest first, then earliest
     in_flight: dict[Any, Chunk] = {}  # Ray's generator of each submitted task's items
-    limit = (1 + QUEUED_PER_WORKER) * workers
-    more, submitted = True, 0
+    size_of = {}  # by first frame: the bytes of each task decoded and not done
+    limit, upcoming, held, peak = (1 + QUEUED_PER_WORKER) * workers, list(sizes), 0, 0
     try:
         while True:
-            while more and len(waiting) < workers:
-                item = next(tasks, None)
-                if item is None:
-                    more = False
-                else:
-                    heapq.heappush(waiting, (-item[0].n_frames, item[0].first, *item))
+            decoded = False
+            if upcoming and (held == 0 or held + upcoming[0] <= budget) and len(waiting) < workers:
+                chunk, frames, shot_first = next(tasks)
+                heapq.heappush(waiting, (-chunk.n_frames, chunk.first, chunk, frames, shot_first))
+                size_of[chunk.first] = upcoming.pop(0)
+                held, decoded = held + size_of[chunk.first], True
+                peak = max(peak, held)
             while waiting and len(in_flight) < limit:
-                _, _, chunk, frames = heapq.heappop(waiting)
-                in_flight[submit(chunk, frames)] = chunk
-                submitted += 1
+                _, _, chunk, frames, shot_first = heapq.heappop(waiting)
+                in_flight[submit(chunk, frames, shot_first)] = chunk
             running = min(len(in_flight), workers)
-            emit(TasksChanged(running, len(in_flight) - running, total - submitted, workers))
+            emit(TasksChanged(running, len(in_flight) - running, len(upcoming) + len(waiting), workers))
+            if decoded:
+                continue  # decode ahead while the budget allows
             if not in_flight:
-                return
+                return peak
             [ready], _ = ray.wait(list(in_flight), num_returns=1)  # a task with an item (or its end) ready
-            _receive(ray, ready, in_flight, store)
+            ended = _receive(ray, ready, in_flight, store)
+            if ended is not None:
+                held -= size_of.pop(ended.first)
     except BaseException:
         _cancel(ray, list(in_flight))
         raise
@@ -356,26 +432,26 @@ def _cancel(ray: ModuleType, generators: list[Any]) -> None:
                  timeout=CANCEL_WAIT)
 
 
-def _receive(ray: ModuleType, generator: Any, in_flight: dict[Any, Chunk], store: Callable[[Chunk, dict], None]) -> None:
-    """Hand every item `generator` has ready to `store`; forget the task once it has ended."""
+def _receive(ray: ModuleType, generator: Any, in_flight: dict[Any, Chunk], store: Callable[[Chunk, dict], None]
+             ) -> Chunk | None:
+    """Hand every item `generator` has ready to `store`; forget the task once it has ended, and
+    return its chunk then (None while it runs)."""
     chunk = in_flight[generator]
     while True:
         try:
             ref = next(generator)  # does not block: ray.wait said an item is there
         except StopIteration:
             del in_flight[generator]
-            return
+            return chunk
         try:
             item = ray.get(ref)
         except ray.exceptions.RayError as error:
             del in_flight[generator]
             raise _TaskFailed(chunk, _cause(error)) from None
         store(chunk, item)
-        if "image" not in item:
-            return
         ready, _ = ray.wait([generator], num_returns=1, timeout=0)
         if not ready:
-            return
+            return None
 
 
 def _cause(error: BaseException) -> str:
@@ -389,19 +465,24 @@ def _cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _frames_of(chunks: list[Chunk], frames: Iterable[np.ndarray]) -> Iterator[tuple[Chunk, np.ndarray]]:
-    """Each of `chunks` (in video order) with its frames, tail included, uint8 (N, H, W, 3), as soon as
-    the decoder has passed them. A frame may belong to two chunks: the tail of one, the next one's own."""
+def _frames_of(chunks: list[Chunk], frames: Iterable[np.ndarray], plan: Plan
+               ) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray]]:
+    """Each of `chunks` (in video order) with its frames, tail included, uint8 (N, H, W, 3), and the
+    first frame of its shot, as soon as the decoder has passed them. A frame may belong to two
+    chunks: the tail of one, the next one's own."""
     pending = sorted(chunks, key=lambda chunk: chunk.first)
+    starts = {shot.first for shot in plan.shots}
     open_: list[tuple[Chunk, list[np.ndarray]]] = []
+    shot_first = None
     for index, frame in enumerate(frames):
+        shot_first = frame if index in starts else shot_first
         while pending and pending[0].first <= index:
             open_.append((pending.pop(0), []))
         for chunk, images in open_:
             images.append(frame)
         for chunk, images in [item for item in open_ if index >= item[0].last + item[0].tail]:
             open_.remove((chunk, images))
-            yield chunk, np.stack(images)  # (N, H, W, 3)
+            yield chunk, np.stack(images), shot_first  # (N, H, W, 3)
         if not pending and not open_:
             return
 

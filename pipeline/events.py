@@ -59,6 +59,7 @@ class Notice:
     """Something the user should know that does not stop the run (skipped files, audio handling)."""
 
     text: str
+    key: str | None = None  # notices of one key are said once per run, even where several Ray tasks meet it
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,18 @@ BLEND = 0.5  # delta of Ruder eq. 10: share of the previous pass's result in a f
 
 
 def stylize_passes(session: Session, frames: Iterable[np.ndarray], emit: Callback, resume: Resume,
-                   checkpoint: Checkpoint | None) -> Iterator[Step]:
+                   checkpoint: Checkpoint | None, *, first_index: int = 0,
+                   shot_first: np.ndarray | None = None) -> Iterator[Step]:
     """`config.passes` passes over `frames`; yields the last pass's frames in order.
 
-    With one pass this is `stylize_sequence`. Otherwise every pass but the last reports its frames
-    through `emit` (FrameDone), and the caller gets Steps only once the last pass is done.
+    With one pass this is `stylize_sequence` (which says what `first_index` and `shot_first` are).
+    Otherwise every pass but the last reports its frames through `emit` (FrameDone), and the caller
+    gets Steps only once the last pass is done.
     """
     config = session.config
+    piece = {"first_index": first_index, "shot_first": shot_first}
     if config.passes == 1:
-        yield from stylize_sequence(session, frames, emit, resume)
+        yield from stylize_sequence(session, frames, emit, resume, **piece)
         return
     stored = checkpoint.load_pass() if checkpoint is not None else None
     if stored is not None and stored["pass"] == config.passes:  # only the writing was left
@@ -54,7 +57,7 @@ def stylize_passes(session: Session, frames: Iterable[np.ndarray], emit: Callbac
     contents = list(frames)  # the later passes visit every frame again
     if stored is None:
         emit(Notice(f"pass 1/{config.passes} (forward)"))
-        state = _first_pass(session, contents, emit, resume)
+        state = _first_pass(session, contents, emit, resume, piece)
         if checkpoint is not None:
             checkpoint.save_pass(state)
     else:
@@ -63,16 +66,17 @@ def stylize_passes(session: Session, frames: Iterable[np.ndarray], emit: Callbac
     for number in range(state["pass"] + 1, config.passes + 1):
         backward = number % 2 == 0
         emit(Notice(f"pass {number}/{config.passes} ({'backward' if backward else 'forward'})"))
-        state = _later_pass(session, contents, state, number, emit, last=number == config.passes)
+        state = _later_pass(session, contents, state, number, emit, last=number == config.passes, piece=piece)
         if checkpoint is not None:
             checkpoint.save_pass(state)
     for index in range(len(contents)):
         yield _step(state, index)
 
 
-def _first_pass(session: Session, contents: list[np.ndarray], emit: Callback, resume: Resume) -> dict[str, Any]:
+def _first_pass(session: Session, contents: list[np.ndarray], emit: Callback, resume: Resume,
+                piece: dict[str, Any]) -> dict[str, Any]:
     results, records = [], []
-    for step in stylize_sequence(session, contents, emit, Resume(rng=resume.rng)):
+    for step in stylize_sequence(session, contents, emit, Resume(rng=resume.rng), **piece):
         results.append(step.chain["stylized"][-1:].clone())  # full precision, (1, 3, H, W)
         records.append(dataclasses.asdict(step.record))
         emit(step.record)
@@ -80,8 +84,9 @@ def _first_pass(session: Session, contents: list[np.ndarray], emit: Callback, re
 
 
 def _later_pass(session: Session, contents: list[np.ndarray], state: dict[str, Any], number: int,
-                emit: Callback, *, last: bool) -> dict[str, Any]:
-    """One pass against the direction of the one before; returns the new state."""
+                emit: Callback, *, last: bool, piece: dict[str, Any]) -> dict[str, Any]:
+    """One pass against the direction of the one before; returns the new state. `piece`: as
+    `stylize_sequence`'s `first_index` and `shot_first`."""
     config, model, device = session.config, session.model, session.device
     previous = state["results"]  # (N, 3, H, W) on the CPU
     cuts = [record["scene_cut"] or index == 0 for index, record in enumerate(state["records"])]
@@ -100,7 +105,8 @@ def _later_pass(session: Session, contents: list[np.ndarray], state: dict[str, A
         before = previous[index : index + 1].to(device)
         first = shot_starts[index]
         if first not in shots:
-            shots[first] = shot_session(session, io.to_tensor(contents[first]).to(device))
+            opening = piece["shot_first"] if first == 0 and piece["shot_first"] is not None else contents[first]
+            shots[first] = shot_session(session, io.to_tensor(opening).to(device))
         targets = Targets(content_targets(model, content, config), shots[first].grams)
         init = before
         if linked:
@@ -108,11 +114,11 @@ def _later_pass(session: Session, contents: list[np.ndarray], state: dict[str, A
             init = mask * (BLEND * before + (1 - BLEND) * warped) + (1 - mask) * before
             if config.temporal_weight > 0:
                 targets = dataclasses.replace(targets, warped=warped, mask=mask)
-        emit(FrameStarted(index, config.iterations))
+        emit(FrameStarted(index + piece["first_index"], config.iterations))
         result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit)
         results[index] = result.image.cpu()
         earlier = records[index]
-        record = FrameDone(index, earlier["iterations"] + result.iterations,
+        record = FrameDone(earlier["index"], earlier["iterations"] + result.iterations,
                            earlier["seconds"] + time.perf_counter() - start, result.losses, earlier["scene_cut"],
                            earlier["flow_seconds"], earlier["optimize_seconds"] + time.perf_counter() - start)
         records[index] = dataclasses.asdict(record)

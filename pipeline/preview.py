@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import flow, io, run
+from . import io, run
 from .config import Config, load_config, preset_file
 from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
 from .run import _check_output
-from .sequence import flow_and_mask, ladder, prepare_session, read_styles, rung_budgets
+from .sequence import chain_view, is_scene_cut, ladder, prepare_session, read_styles, rung_budgets
+from .shots import link_share
 
 # The settings a sheet can vary: those that change how one frame looks.
 VARY_KEYS = ("style_weight", "content_weight", "tv_weight", "style_scale", "preserve_colors", "first_iterations",
@@ -192,10 +193,9 @@ def _pick_frame(content: Path, config: Config, frame: int | None, emit: Callback
 
 
 def _is_cut(previous: np.ndarray, frame: np.ndarray, config: Config) -> bool:
-    """The run's own scene-cut test (`sequence.link_frames`): DIS flow both ways, Ruder's mask."""
-    current = io.to_tensor(frame)
-    backward, mask = flow_and_mask(flow.optical_flow(previous, frame), flow.optical_flow(frame, previous), current)
-    return flow.unlinked_fraction(io.to_tensor(previous), current, backward, mask) > config.cut_threshold
+    """The run's own scene-cut test, on the frames as the chain sees them (`shots.scan`)."""
+    seen = [chain_view(config.preserve_colors, image) for image in (previous, frame)]
+    return is_scene_cut(config, link_share(config, *seen)[0])
 
 
 def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | None) -> Estimate:

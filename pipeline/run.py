@@ -25,6 +25,7 @@ from .checkpoint import Checkpoint, Resume
 from .config import Config
 from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
 from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
+from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .passes import stylize_passes
 from .sequence import Colors, minimum_side, prepare_session, read_styles, select_device
 
@@ -45,6 +46,7 @@ class Summary:
     frames: list[FrameDone] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each stage; see _run
     tasks: list[dict] = field(default_factory=list)  # --ray: per task its frames, node, seconds, retries
+    ray: dict = field(default_factory=dict)  # --ray: the driver's memory budget and peak, in bytes
 
 
 def stylize_image(
@@ -106,14 +108,15 @@ def stylize_frames(
     _check_output_dir(output_dir, targets, overwrite=overwrite or resuming, input_dir=folder)
     resized = _check_frames(paths, styles, config, emit)
 
-    notices = _folder_notices(folder, skipped, resized)
+    notices = folder_notices(folder, skipped, resized)
     progress = checkpoint.start(resume=resume, overwrite=overwrite)
     notices += _device_notice(checkpoint, progress, device)
     # The frames are written by the checkpoint (its PNGs), and moved into place at the end.
     job = _Job(output_dir, lambda index, image: None, len(paths), checkpoint, progress, notices, replay_writes=False)
     summary = _run(io.read_frames(paths, max_side=config.working_side), styles, config, job, callback)
-    _collect(checkpoint, targets[: summary.n_frames], keep=keep_frames)
-    return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
+    with checkpoint.kept_on_interrupt(f"moving the finished frames into {output_dir}"):
+        _collect(checkpoint, targets[: summary.n_frames], keep=keep_frames)
+        return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 def stylize_video(
@@ -154,21 +157,19 @@ def stylize_video(
             yield frame.image
 
     progress = checkpoint.start(resume=resume, overwrite=overwrite)
-    notices = [Notice(f"{content}: has {info.n_video_streams} video streams; using the first")
-               ] if info.n_video_streams > 1 else []
+    notices = streams_notice(content, info)
     notices += _device_notice(checkpoint, progress, device)
-    with io.VideoWriter(output, width=width, height=height, time_base=first.time_base,
-                        rate=info.average_rate, crf=config.crf, audio_from=content) as writer:
-        job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress, notices)
-        summary = _run(images(), styles, config, job, callback)
-    if callback is not None:
-        callback(Notice(_audio_notice(writer.audio_mode, info.audio_codec, chosen)))
-        if frames.error:
-            callback(Notice(f"warning: {frames.error}; {summary.n_frames} frame(s) were stylized"))
-        elif frames.lost:
-            callback(Notice(f"warning: {content}: the video ends before its declared length; "
-                            f"frames: {summary.n_frames} stylized, {frames.lost} lost"))
-    return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
+    with checkpoint.kept_on_interrupt(f"writing {output}"):
+        with io.VideoWriter(output, width=width, height=height, time_base=first.time_base,
+                            rate=info.average_rate, crf=config.crf, audio_from=content) as writer:
+            job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress,
+                       notices)
+            summary = _run(images(), styles, config, job, callback)
+        if callback is not None:
+            callback(audio_notice(writer.audio_mode, info.audio_codec, chosen))
+            for notice in decoder_notices(content, frames.error, frames.lost, summary.n_frames):
+                callback(notice)
+        return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 def _frame_targets(folder: Path, every_path: list[Path], output_dir: Path, config: Config) -> tuple[list[Path], list[Path]]:
@@ -191,16 +192,6 @@ def _check_frames(paths: list[Path], styles: list[Path], config: Config, emit: C
             read_styles(config, styles, long_side=max(frame.shape[:2]))
         emit(FramesChecked(done, len(paths)))
     return frames.resized
-
-
-def _folder_notices(folder: Path, skipped: list[Path], resized: list[Path]) -> list[Notice]:
-    """What a user should know about a frame folder: files that are not frames, frames resized."""
-    notices = [Notice(f"skipped {len(skipped)} non-image file(s) in {folder}: "
-                      + ", ".join(p.name for p in skipped[:5]))] if skipped else []
-    if resized:
-        notices.append(Notice(f"warning: {len(resized)} frame(s) differ in size from the first and will be "
-                              f"resized to match: {', '.join(p.name for p in resized[:5])}"))
-    return notices
 
 
 def _device_notice(checkpoint: Checkpoint, progress: Resume, device: torch.device) -> list[Notice]:
@@ -232,13 +223,6 @@ def _collect(checkpoint: Checkpoint, targets: list[Path], *, keep: bool) -> None
     except OSError as error:
         raise OutputError(f"{targets[0].parent}: cannot move the finished frames there "
                           f"({error.strerror or error}); they are kept in {checkpoint.folder}") from None
-
-
-def _audio_notice(mode: str, codec: str | None, chosen: io.OutputFormat) -> str:
-    return {
-        "copied": f"audio: {codec} stream copied without re-encoding",
-        "transcoded": f"audio: {codec} cannot be stored in {chosen.name}, transcoded to {chosen.audio_name}",
-    }.get(mode, "audio: the input has no audio stream")
 
 
 @dataclass
@@ -454,6 +438,8 @@ def _write_stats(path: Path, summary: Summary) -> None:
     }
     if summary.tasks:
         data["tasks"] = summary.tasks
+    if summary.ray:
+        data["ray"] = summary.ray
     _atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 

@@ -264,7 +264,7 @@ class Colors:
         for index, frame in enumerate(frames, start=start):
             if self.luminance:
                 self.originals[index] = frame
-                frame = io.to_array(color.luminance(io.to_tensor(frame)))
+                frame = chain_view(PreserveColors.luminance, frame)
             yield frame
 
     def output(self, index: int, image: np.ndarray) -> np.ndarray:
@@ -278,7 +278,8 @@ def temporal_offsets(config: Config) -> tuple[int, ...]:
     return tuple(sorted({1, *config.long_term}))
 
 
-def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callback, resume: Resume) -> Iterator[Step]:
+def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callback, resume: Resume, *,
+                     first_index: int = 0, shot_first: np.ndarray | None = None) -> Iterator[Step]:
     """Stylize frames in order; each frame after the first starts from the previous result.
 
     Ruder et al. 2016: the previous stylized frame, warped along the content's flow, is both the
@@ -286,6 +287,10 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     t-2, t-4 ... are targets too (section 3.2). A scene cut restarts the chain from the content, as
     the first frame of a sequence does. `resume` continues a chain. Decoding and optical flow run
     `config.prefetch` frames ahead in a background thread.
+
+    A Ray task's frames are a piece of the video: `first_index` is the video's index of the first
+    (records and notices name the video's frames), and `shot_first` the first frame of the shot they
+    continue, whose colours `preserve_colors` keeps (None: the shot starts with `frames`).
     """
     config, model = session.config, session.model
     offsets = temporal_offsets(config)
@@ -294,22 +299,24 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     shot = shot_session(session, io.to_tensor(chain.first).to(session.device)) if chain.first is not None else session
     ahead = prefetch(_with_flow(config, frames, chain.frames, offsets), depth=config.prefetch)
     capped, warned = False, False  # a shot's first frame ran its whole budget; said so once per run
-    for index, (frame, flows) in enumerate(ahead, start=resume.done):
+    opening = shot_first  # the shot's first frame, until the sequence's first frame has used it
+    for index, (frame, flows) in enumerate(ahead, start=resume.done + first_index):
         start = time.perf_counter()
         content = io.to_tensor(frame).to(session.device)
         link = link_frames(config, flows, content, chain.earlier()) if chain.length else None
         linked = time.perf_counter()
         cut = link is not None and link.cut
         if cut:
-            emit(Notice(f"frame {index + 1}: scene cut ({link.unlinked:.0%} of pixels unlinked), restarting from the content"))
+            emit(cut_notice(index, link.unlinked))
         chained = link is not None and not cut
         if not chained:
-            shot = shot_session(session, content)
+            shot = shot_session(session, content if opening is None else io.to_tensor(opening).to(session.device))
+        opening = None
         targets = Targets(content_targets(model, content, config), shot.grams,
                           warped=link.warped if chained and config.temporal_weight > 0 else None,
                           mask=link.mask if chained else None)
         if chained and capped and not warned:
-            emit(Notice(_capped_notice(index - 1, config)))
+            emit(Notice(_capped_notice(index - 1, config), key="first frame capped"))
             warned = True
         if chained:
             init = initial_image(config.init, content, chain.stylized[-1], link)
@@ -332,6 +339,25 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
                            flow_seconds=linked - start + (flows.seconds if flows else 0.0),
                            optimize_seconds=done - linked)
         yield Step(io.to_array(result.image), frame, record, chain.state())
+
+
+def is_scene_cut(config: Config, unlinked: float) -> bool:
+    """The scene-cut test, one for the chain, the planner and the preview: more than `cut_threshold`
+    of a frame's pixels cannot be linked to the frame before (`flow.unlinked_share`)."""
+    return unlinked > config.cut_threshold
+
+
+def cut_notice(index: int, unlinked: float) -> Notice:
+    """What a run says where frame `index` starts a new shot."""
+    return Notice(f"frame {index + 1}: scene cut ({unlinked:.0%} of pixels unlinked), restarting from the content")
+
+
+def chain_view(mode: PreserveColors, frame: np.ndarray) -> np.ndarray:
+    """A content frame as the chain sees it (flow, losses, cut test): its luminance with
+    `preserve_colors = luminance`, else the frame itself. uint8 (H, W, 3) in and out."""
+    if mode != PreserveColors.luminance:
+        return frame
+    return io.to_array(color.luminance(io.to_tensor(frame)))
 
 
 def _capped_notice(index: int, config: Config) -> str:
@@ -509,7 +535,7 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
         error = flow.photometric_error(previous_content, content, backward)  # (1, 1, H, W)
         if j == 1:
             unlinked = flow.unlinked_share(mask, error)
-            if unlinked > config.cut_threshold:
+            if is_scene_cut(config, unlinked):
                 return Link(earlier[0], content.new_zeros((1, 1, *content.shape[-2:])), unlinked, True)
         mask = mask * (error <= flow.PHOTOMETRIC_THRESHOLD).to(mask.dtype)
         moved = flow.warp(earlier[j - 1], backward)

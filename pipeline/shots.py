@@ -19,7 +19,7 @@ import numpy as np
 from . import flow, io
 from .config import Config, Flow
 from .events import Callback, FramesChecked
-from .sequence import flow_and_mask
+from .sequence import chain_view, flow_and_mask, is_scene_cut
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,9 @@ class Plan:
     height: int
     seconds: float  # how long the planning pass took
     motion: list[float] = field(default_factory=list)  # per frame: the content's E_warp from the frame before (0 at a shot's start)
+    unlinked: list[float] = field(default_factory=list)  # per frame: share of pixels not linked to the frame before (1 at frame 0)
+    decoder_error: str | None = None  # a video's damage, as `io.VideoFrames.error` names it
+    decoder_lost: int = 0  # frames a video declares that never decoded (`io.VideoFrames.lost`)
 
     @property
     def n_frames(self) -> int:
@@ -74,27 +77,30 @@ def find_cuts(config: Config, frames: Iterable[np.ndarray]) -> list[int]:
     return scan(config, frames)[0]
 
 
-def scan(config: Config, frames: Iterable[np.ndarray]) -> tuple[list[int], list[float]]:
-    """The frames that start a new shot (0 first), and how much the footage moves at each frame.
+def scan(config: Config, frames: Iterable[np.ndarray]) -> tuple[list[int], list[float], list[float]]:
+    """The frames that start a new shot (0 first), how much the footage moves at each frame, and
+    the share of each frame's pixels not linked to the frame before (1 for the first).
 
-    `frames` are uint8 (H, W, 3) at the working size. Frame t starts a shot when more than
-    `config.cut_threshold` of its pixels cannot be linked to frame t-1 by the flow (occlusion
-    mask, or a colour error above the photometric threshold): `sequence.link_frames` at offset 1.
-    Its motion is the content's own warping error from frame t-1 (0 where a shot starts): how far
-    the flow falls short of explaining the frame, the floor under a stylized pair's warp error there.
+    `frames` are uint8 (H, W, 3) at the working size. Frame t starts a shot where the chain's own
+    test (`sequence.is_scene_cut`) would restart it, on the frames as the chain sees them
+    (`sequence.chain_view`: their luminance with `preserve_colors = luminance`). Its motion is the
+    content's own warping error from frame t-1 (0 where a shot starts): how far the flow falls short
+    of explaining the frame, the floor under a stylized pair's warp error there.
     """
-    starts, motion, previous = [], [], None
+    starts, motion, unlinked_shares, previous = [], [], [], None
     for index, frame in enumerate(frames):
-        unlinked, residual = (1.0, 0.0) if previous is None else _link(config, previous, frame)
-        if unlinked > config.cut_threshold or previous is None:
+        frame = chain_view(config.preserve_colors, frame)
+        unlinked, residual = (1.0, 0.0) if previous is None else link_share(config, previous, frame)
+        if previous is None or is_scene_cut(config, unlinked):
             starts.append(index)
             residual = 0.0
         motion.append(residual)
+        unlinked_shares.append(unlinked)
         previous = frame
-    return starts, motion
+    return starts, motion, unlinked_shares
 
 
-def _link(config: Config, previous: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
+def link_share(config: Config, previous: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     """Share of the pixels of `frame` the flow cannot explain from `previous`, as the chain measures
     it, and the content's warping error over the pixels it can."""
     forward = backward = None
@@ -116,7 +122,7 @@ def plan_video(path: Path, config: Config, *, callback: Callback | None = None) 
     n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
     video = io.read_video(path, max_side=config.working_side, max_frames=config.max_frames)
     plan = _plan(((frame.image, frame.pts, frame.time_base) for frame in video), config, n_frames, callback)
-    return replace(plan, seconds=time.perf_counter() - start)
+    return replace(plan, seconds=time.perf_counter() - start, decoder_error=video.error, decoder_lost=video.lost)
 
 
 def plan_frames(frames: Iterable[np.ndarray], config: Config, *, callback: Callback | None = None) -> Plan:
@@ -142,10 +148,10 @@ def _plan(frames: Iterable[tuple[np.ndarray, int, Fraction]], config: Config, n_
             emit(FramesChecked(len(pts), max(n_frames or 0, len(pts))))
             yield image
 
-    starts, motion = scan(config, images())
+    starts, motion, unlinked = scan(config, images())
     ends = [*(first - 1 for first in starts[1:]), len(pts) - 1]
     shots = [Shot(first, last, times[first], times[last]) for first, last in zip(starts, ends)]
-    return Plan(shots, pts, time_base, size[0], size[1], 0.0, motion)
+    return Plan(shots, pts, time_base, size[0], size[1], 0.0, motion, unlinked)
 
 
 def split_shots(shots: list[Shot], *, max_chunk_frames: int, seam_frames: int,

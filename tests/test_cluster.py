@@ -243,19 +243,38 @@ def test_leaving_a_private_ray_stops_every_process_it_started():
     assert not set(started) & set(_ray_children())
 
 
-def test_luminance_mode_gives_the_local_frames(tmp_path, style):
-    # The task keeps the footage's colours as a local run does (the chain sees each frame's luminance).
+def _said(events: list) -> dict[str, list[str]]:
+    """A run's notices: the scene cuts it named, and the keyed ones (said once per run)."""
+    notices = [event for event in events if isinstance(event, Notice)]
+    return {"cuts": sorted(notice.text for notice in notices if "scene cut" in notice.text),
+            "keys": sorted(notice.key for notice in notices if notice.key)}
+
+
+def test_luminance_mode_gives_the_local_frames_and_says_what_a_local_run_says(tmp_path, style):
+    # The task keeps the footage's colours as a local run does (the chain sees each frame's luminance),
+    # and the driver says what the local run says: its scene cuts, a first frame out of budget (once).
     clip = make_shots_clip(tmp_path / "shots.mkv", SHOTS)
     config = replace(TINY, preserve_colors="luminance")
-    expected = _local(clip.path, style, tmp_path, config)
+    local_events, ray_events = [], []
+    with _one_thread():
+        run.stylize_video(clip.path, [style], tmp_path / "local.mp4", config, keep_frames=True,
+                          callback=local_events.append)
+    expected = _frames(tmp_path / "local.mp4.parts", sum(SHOTS))
     output = tmp_path / "ray.mp4"
     ray_connect.init_local(ray, num_cpus=1, log_to_driver=False)
     try:
-        run.stylize_video(clip.path, [style], output, replace(config, ray="local"), keep_frames=True)
+        run.stylize_video(clip.path, [style], output, replace(config, ray="local"), keep_frames=True,
+                          stats=tmp_path / "stats.json", callback=ray_events.append)
     finally:
         ray.shutdown()
     produced = _frames(Path(f"{output}.parts"), sum(SHOTS))
     assert all(np.array_equal(a, b) for a, b in zip(produced, expected))
+    assert _said(ray_events) == _said(local_events)
+    said = _said(local_events)
+    assert [text.split(":")[0] for text in said["cuts"]] == ["frame 4", "frame 8"]
+    assert said["keys"] == ["first frame capped"]
+    memory = json.loads((tmp_path / "stats.json").read_text())["ray"]["memory"]
+    assert 0 < memory["peak_bytes"] <= max(memory["budget_bytes"], 4 * 48 * 32 * 3)
 
 
 def test_cli_frames_with_ray_gives_the_local_frames_under_the_input_names(tmp_path, style):

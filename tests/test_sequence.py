@@ -41,3 +41,25 @@ def test_rungs_above_the_first_get_rung_iterations_at_most_first_iterations():
     assert rung_budgets(3, Config()) == [300, 100, 100]
     assert rung_budgets(2, replace(Config(), first_iterations=40)) == [40, 40]  # the preview preset: as before
     assert rung_budgets(1, replace(Config(), coarse_to_fine=False)) == [300]
+
+
+def test_a_piece_of_a_shot_keeps_the_colours_of_the_shots_first_frame(monkeypatch, tmp_path):
+    # A Ray chunk that starts inside a shot maps the style to the shot's first frame, as the local
+    # chain did when it started that shot (`--preserve-colors histogram`), and names the video's frames.
+    import numpy as np
+    import torch
+    from stylereel.pipeline import io, sequence
+    from stylereel.pipeline.checkpoint import Resume
+
+    rng = np.random.default_rng(0)
+    style = tmp_path / "style.png"
+    io.write_image(style, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    frames = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    config = Config(max_side=32, first_iterations=2, iterations=2, device="cpu", preserve_colors="histogram")
+    session = sequence.prepare_session(config, [style], size=(32, 32))
+    mapped_to, original = [], sequence.shot_session
+    monkeypatch.setattr(sequence, "shot_session", lambda session, first: mapped_to.append(first) or original(session, first))
+    steps = list(sequence.stylize_sequence(session, frames[1:], lambda event: None, Resume(),
+                                           first_index=5, shot_first=frames[0]))
+    assert torch.equal(mapped_to[0], io.to_tensor(frames[0]))
+    assert [step.record.index for step in steps] == [5, 6]

@@ -4,6 +4,7 @@ import contextlib
 import json
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,10 @@ import pytest
 import torch
 from conftest import make_shots_clip, shot_frames
 from stylereel.cli.main import app
-from stylereel.pipeline import cluster, io, ray_connect
+from stylereel.pipeline import cluster, color, io, ray_connect
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, Interrupted
-from stylereel.pipeline.shots import Shot, find_cuts, plan_frames, plan_video, scan, split_shots
+from stylereel.pipeline.shots import Chunk, Plan, Shot, find_cuts, plan_frames, plan_video, scan, split_shots
 from typer.testing import CliRunner
 
 
@@ -38,7 +39,7 @@ def test_cut_threshold_1_finds_no_cut():
 def test_motion_is_zero_where_a_shot_starts_and_in_a_still_shot():
     frames = shot_frames((3, 4))
     still = [frames[0]] * 3
-    starts, motion = scan(Config(), frames + still)
+    starts, motion, _ = scan(Config(), frames + still)
     assert starts == [0, 3, 7]
     assert len(motion) == 10 and motion[0] == motion[3] == motion[7] == 0.0
     assert motion[8] == pytest.approx(0.0, abs=1e-9) and motion[9] == pytest.approx(0.0, abs=1e-9)  # the same frame again
@@ -205,3 +206,63 @@ def test_ray_option_without_ray_installed_says_how_to_install_it(tmp_path, monke
     assert result.output.strip().splitlines() == [
         'error: --ray needs Ray, which is not installed here; install it with: pip install "stylereel[ray]"']
     assert not output.exists() and not Path(str(output) + ".parts").exists()
+
+
+def test_the_planner_cuts_on_what_the_chain_sees():
+    # A colourful frame, then its own lightness in grey: every pixel changes colour, none lightness.
+    rng = np.random.default_rng(3)
+    colourful = np.kron(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), np.ones((6, 6, 1), np.uint8))  # (36, 48, 3)
+    grey = io.to_array(color.luminance(io.to_tensor(colourful)))
+    frames = [colourful, colourful, grey, grey]
+    assert find_cuts(Config(), frames) == [0, 2]
+    assert find_cuts(Config(preserve_colors="luminance"), frames) == [0]  # a luminance chain carries on there
+
+
+def test_each_chunk_comes_with_its_shots_first_frame():
+    frames = [np.full((4, 4, 3), index, np.uint8) for index in range(7)]
+    plan = Plan([Shot(0, 4, 0.0, 4.0), Shot(5, 6, 5.0, 6.0)], list(range(7)), Fraction(1), 4, 4, 0.0)
+    chunks = [Chunk(0, 0, 2, 1), Chunk(0, 3, 4), Chunk(1, 5, 6)]
+    got = [(chunk, images[:, 0, 0, 0].tolist(), int(first[0, 0, 0])) for chunk, images, first
+           in cluster._frames_of(chunks, iter(frames), plan)]
+    assert got == [(chunks[0], [0, 1, 2, 3], 0), (chunks[1], [3, 4], 0), (chunks[2], [5, 6], 5)]
+
+
+class _FakeRay:
+    """Enough of Ray for `cluster.schedule`: each submitted task's generator yields its items at once."""
+
+    class exceptions:
+        RayError = RuntimeError
+
+    @staticmethod
+    def wait(generators, num_returns=1, timeout=None):
+        return generators[:num_returns], generators[num_returns:]
+
+    @staticmethod
+    def get(ref):
+        return ref
+
+    @staticmethod
+    def cancel(generator, force=False):
+        pass
+
+
+@pytest.mark.parametrize("budget, peak", [(250, 200), (50, 100), (10**9, 300)])  # 300: the count caps too
+def test_the_driver_holds_at_most_its_memory_budget_and_starts_the_first_task_at_once(budget, peak):
+    chunks = [Chunk(0, 4 * k, 4 * k + 3) for k in range(4)]
+    pulled, submitted, stored = [], [], []
+
+    def tasks():
+        for chunk in chunks:
+            pulled.append(chunk.first)
+            yield chunk, np.zeros((4, 1, 1, 3), np.uint8), None
+
+    def submit(chunk, frames, shot_first):
+        submitted.append((chunk.first, len(pulled)))
+        return iter([{"record": chunk.first, "image": 0}, {"end": chunk.first}])
+
+    held = cluster.schedule(_FakeRay, tasks(), submit, lambda chunk, item: stored.append(item), lambda event: None,
+                            workers=1, sizes=[100] * 4, budget=budget)
+    assert held == peak  # one task of 100 bytes runs alone even where the budget is smaller
+    assert submitted[0] == (0, 1)  # the first task went out before the second was decoded
+    assert sorted(first for first, _ in submitted) == [0, 4, 8, 12]
+    assert [item["end"] for item in stored if "end" in item] == sorted(first for first, _ in submitted)
