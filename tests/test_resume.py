@@ -247,3 +247,30 @@ def test_two_pass_resume_with_another_max_frames_is_refused_by_name(tmp_path, st
     assert not output.exists()
     summary = run.stylize_video(clip.path, [style], output, config, resume=True)
     assert summary.n_frames == 3 and len(_decoded_times(output)) == 3
+
+
+def test_sigint_while_collecting_the_frames_is_one_line_exit_130_and_keeps_the_work_folder(tmp_path, style, folder,
+                                                                                            monkeypatch):
+    from stylereel.cli.main import app
+    from typer.testing import CliRunner
+
+    collect = run._collect
+
+    def interrupted(checkpoint, targets, *, keep):  # one frame moved into place, then Ctrl-C
+        collect(checkpoint, targets[:1], keep=keep)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(run, "_collect", interrupted)
+    output = tmp_path / "out"
+    arguments = ["frames", folder, "-s", style, "-o", output, "--max-side", 32, "--first-iterations", 3,
+                 "--iterations", 2, "--device", "cpu", "-q"]
+    result = CliRunner().invoke(app, [str(argument) for argument in arguments])
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines() == [
+        f"interrupted: interrupted while moving the finished frames into {output}; the finished frames are kept "
+        f"in {output}.parts, run the same command with --resume to finish"]
+    assert (tmp_path / "out.parts" / "state.pt").exists()
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, [str(argument) for argument in [*arguments, "--resume"]])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in output.iterdir()) == ["1.png", "2.png", "3.png", "4.png"]

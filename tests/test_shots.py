@@ -266,3 +266,19 @@ def test_the_driver_holds_at_most_its_memory_budget_and_starts_the_first_task_at
     assert submitted[0] == (0, 1)  # the first task went out before the second was decoded
     assert sorted(first for first, _ in submitted) == [0, 4, 8, 12]
     assert [item["end"] for item in stored if "end" in item] == sorted(first for first, _ in submitted)
+
+
+def test_over_a_seam_the_output_fades_from_the_tail_into_the_next_chunk(tmp_path):
+    # Chunk 0-2 also stylized frames 3 and 4 (its tail, here white); chunk 3-6's own frames are black.
+    from stylereel.pipeline.checkpoint import Checkpoint
+
+    checkpoint = Checkpoint(tmp_path / "parts", {}, keep_images=True)
+    checkpoint.folder.mkdir()
+    for index in range(7):
+        io.write_image(checkpoint.frame_path(index), np.full((2, 2, 3), 0, np.uint8))
+    for index in (3, 4):
+        io.write_image(cluster._tail_path(checkpoint, index), np.full((2, 2, 3), 255, np.uint8))
+    targets = [tmp_path / "out" / f"{index}.png" for index in range(7)]
+    cluster._write_frames(checkpoint, [Chunk(0, 0, 2, 2), Chunk(0, 3, 6)], targets)
+    # Frame last + k is (1 - k / 3) of the tail and k / 3 of the new chunk: 255 * 2/3, 255 * 1/3, then the chunk's own.
+    assert [int(io.read_image(target)[0, 0, 0]) for target in targets] == [0, 0, 0, 170, 85, 0, 0]
