@@ -275,9 +275,9 @@ def test_over_a_seam_the_output_fades_from_the_tail_into_the_next_chunk(tmp_path
     checkpoint = Checkpoint(tmp_path / "parts", {}, keep_images=True)
     checkpoint.folder.mkdir()
     for index in range(7):
-        io.write_image(checkpoint.frame_path(index), np.full((2, 2, 3), 0, np.uint8))
+        io.write_image(checkpoint.frame_path(index), np.full((8, 8, 3), 0, np.uint8))
     for index in (3, 4):
-        io.write_image(cluster._tail_path(checkpoint, index), np.full((2, 2, 3), 255, np.uint8))
+        io.write_image(cluster._tail_path(checkpoint, index), np.full((8, 8, 3), 255, np.uint8))
     targets = [tmp_path / "out" / f"{index}.png" for index in range(7)]
     cluster._write_frames(checkpoint, [Chunk(0, 0, 2, 2), Chunk(0, 3, 6)], targets)
     # Frame last + k is (1 - k / 3) of the tail and k / 3 of the new chunk: 255 * 2/3, 255 * 1/3, then the chunk's own.
