@@ -282,3 +282,27 @@ def test_over_a_seam_the_output_fades_from_the_tail_into_the_next_chunk(tmp_path
     cluster._write_frames(checkpoint, [Chunk(0, 0, 2, 2), Chunk(0, 3, 6)], targets)
     # Frame last + k is (1 - k / 3) of the tail and k / 3 of the new chunk: 255 * 2/3, 255 * 1/3, then the chunk's own.
     assert [int(io.read_image(target)[0, 0, 0]) for target in targets] == [0, 0, 0, 170, 85, 0, 0]
+
+
+def test_ctrl_c_between_planning_and_the_first_task_is_one_interrupted_line_via_the_cli(tmp_path, monkeypatch):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (2,))
+    style = tmp_path / "style.png"
+    io.write_image(style, np.full((32, 32, 3), 128, np.uint8))
+
+    @contextlib.contextmanager
+    def connected(address):
+        yield object()
+
+    def interrupted(*args):  # Ctrl-C while the work folder is read for finished tasks
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster, "check_ray", lambda: None)  # Ray itself is not needed here
+    monkeypatch.setattr(cluster, "connect", connected)
+    monkeypatch.setattr(cluster, "placement", lambda ray, config: ({"num_cpus": 1}, 1))
+    monkeypatch.setattr(cluster, "_finished", interrupted)
+    output = tmp_path / "out.mp4"
+    result = _invoke("video", clip.path, "-s", style, "-o", output, "--max-side", 32, "--ray", "local", "-q")
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines() == [
+        f"interrupted: interrupted before the first task was finished; nothing was written to {output}"]
+    assert not output.exists() and not Path(f"{output}.parts").exists()
