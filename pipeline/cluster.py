@@ -43,7 +43,7 @@ from .events import Callback, Event, FrameDone, Notice, RunStarted, TasksChanged
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .passes import stylize_passes
 from .sequence import (
-    Colors, Session, StyleImages, chain_view, cut_notice, minimum_side, read_style_images, session_from_styles,
+    Colors, Session, StyleImages, chain_view, check_frame_size, cut_notice, read_style_images, session_from_styles,
 )
 from .shots import Chunk, Plan, plan_frames, plan_video, split_shots
 
@@ -205,9 +205,7 @@ def stylize_frames_on_ray(
 
 def _style_images(config: Config, styles: list[Path], output: Path, *, width: int, height: int) -> StyleImages:
     """The style images for frames of `width` x `height`, after the checks a local run makes first."""
-    if min(width, height) < minimum_side(config):
-        raise ConfigError(f"{output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
-                          f"VGG-19 needs at least {minimum_side(config)} px on the short side; use a larger --max-side")
+    check_frame_size(config, width, height, name=output)
     if config.style_blend and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     return read_style_images(config, styles, size=(height, width))

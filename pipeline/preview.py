@@ -27,7 +27,9 @@ from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
 from .run import _check_output
-from .sequence import chain_view, is_scene_cut, ladder, prepare_session, read_styles, rung_budgets
+from .sequence import (
+    chain_view, check_frame_size, is_scene_cut, ladder, prepare_session, read_styles, rung_budgets,
+)
 from .shots import link_share
 
 # The settings a sheet can vary: those that change how one frame looks.
@@ -133,6 +135,7 @@ def preview_sheet(
         index, image = None, io.read_image(content, max_side=small.working_side)
     for combo in combos:
         read_styles(dataclasses.replace(small, **combo), styles, long_side=max(image.shape[:2]))
+    check_frame_size(config, *_full_size(content, config, is_video), name=content)  # the estimate's size
 
     # Stylize the cells: rows are styles, each led by the content frame.
     total = len(styles) * len(combos)
@@ -196,6 +199,15 @@ def _is_cut(previous: np.ndarray, frame: np.ndarray, config: Config) -> bool:
     """The run's own scene-cut test, on the frames as the chain sees them (`shots.scan`)."""
     seen = [chain_view(config.preserve_colors, image) for image in (previous, frame)]
     return is_scene_cut(config, link_share(config, *seen)[0])
+
+
+def _full_size(content: Path, config: Config, is_video: bool) -> tuple[int, int]:
+    """(width, height) of the full run's frames, as `run` would make them."""
+    if is_video:
+        info = io.probe_video(content)
+        return io.fit_size(info.width, info.height, config.working_side, even=True)
+    height, width = io.read_image(content, max_side=config.working_side).shape[:2]
+    return width, height
 
 
 def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | None) -> Estimate:

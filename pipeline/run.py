@@ -23,11 +23,11 @@ import torch
 from . import io
 from .checkpoint import Checkpoint, Resume
 from .config import Config
-from .errors import ConfigError, DeviceError, InputError, Interrupted, OutputError
+from .errors import DeviceError, InputError, Interrupted, OutputError
 from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .passes import stylize_passes
-from .sequence import Colors, minimum_side, prepare_session, read_styles, select_device
+from .sequence import Colors, check_frame_size, prepare_session, read_styles, select_device
 
 __all__ = [
     "Callback", "Event", "FrameDone", "FramesChecked", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
@@ -253,10 +253,7 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
     # output; checkpoint: saving the work folder.
     phases = dict.fromkeys(("decode", "flow", "optimize", "encode", "checkpoint"), 0.0)
     try:
-        if min(height, width) < minimum_side(config):
-            raise ConfigError(f"{job.output}: frames would be {width}x{height} at --max-side {config.max_side}, but "
-                              f"VGG-19 needs at least {minimum_side(config)} px on the short side; "
-                              "use a larger --max-side")
+        check_frame_size(config, width, height, name=job.output)
         session = prepare_session(config, styles, size=(height, width))
         if job.resume.rng is not None:
             torch.set_rng_state(job.resume.rng)  # after the seeding in prepare_session

@@ -79,6 +79,14 @@ def minimum_side(config: Config) -> int:
     return 2 ** (int(deepest_layer(config)[4]) - 1)  # "conv5_1" is behind 4 pools
 
 
+def check_frame_size(config: Config, width: int, height: int, *, name: Path | str) -> None:
+    """ConfigError naming `name` (the output, or the input) if frames of `width` x `height` are too
+    small for the deepest layer the losses read."""
+    if min(width, height) < minimum_side(config):
+        raise ConfigError(f"{name}: frames would be {width}x{height} at --max-side {config.max_side}, but "
+                          f"VGG-19 needs at least {minimum_side(config)} px on the short side; use a larger --max-side")
+
+
 def _layer_index(name: str) -> int:
     if name not in LAYER_NAMES:
         raise ConfigError(f"unknown VGG-19 layer '{name}'; known: {', '.join(LAYER_NAMES)}")

@@ -170,3 +170,17 @@ def test_cli_preview_writes_the_sheet_and_the_estimate(tmp_path, styles, preset,
     width, height = preview._cell_size([np.zeros((24, 32, 3), np.uint8)], labels)
     assert io.read_image(output).shape == (height + 2 * preview.GAP, 4 * (width + preview.GAP) + preview.GAP, 3)
     assert "estimate for the full run" in result.output and "3 on the first frame" in result.output
+
+
+def test_a_full_run_size_too_small_for_vgg_is_one_error_line_before_any_cell(tmp_path):
+    wide = tmp_path / "wide.png"
+    io.write_image(wide, np.full((16, 64, 3), 100, np.uint8))
+    style = tmp_path / "style.png"
+    io.write_image(style, np.full((32, 32, 3), 200, np.uint8))
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "preview", wide, "-s", style, "-o", tmp_path / "sheet.png", "--max-side", 32, "-q")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {wide}: frames would be 32x8 at --max-side 32, but VGG-19 needs at least 16 px on the short side; "
+        "use a larger --max-side"]
+    assert not (tmp_path / "sheet.png").exists()
