@@ -167,7 +167,7 @@ def test_ctrl_c_while_ray_starts_says_so_and_writes_nothing(tmp_path, monkeypatc
     io.write_image(style, np.full((32, 32, 3), 128, np.uint8))
 
     @contextlib.contextmanager
-    def interrupted_while_starting(address):
+    def interrupted_while_starting(address, **options):
         raise KeyboardInterrupt
         yield
 
