@@ -12,7 +12,8 @@ A long take is cut into chunks of at most `max_chunk_frames`; each chunk but a s
 stylizes the `seam_frames` after it, and the output cross-fades from that tail into the next chunk
 over those frames, so the seam is spread over several frames instead of a jump (README, Scale out).
 
-This is the only module that imports `ray`, and only inside the functions that need it.
+This module and `ray_connect` (joining or starting Ray) are the only ones that import `ray`, and
+only inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import heapq
-import importlib.util
 import json
-import logging
 import os
 import threading
 import time
@@ -231,7 +230,7 @@ class _Driver:
         with contextlib.ExitStack() as leaving:
             try:
                 planned = leaving.enter_context(_meanwhile(make_plan, self.emit))
-                ray = leaving.enter_context(connect(self.config.ray))
+                ray = leaving.enter_context(connect(self.config.ray, emit=self.emit))
                 options, workers = placement(ray, self.config)
                 plan = planned()  # the planning pass, on the driver, while Ray starts
             except KeyboardInterrupt:

@@ -290,7 +290,7 @@ def test_ctrl_c_between_planning_and_the_first_task_is_one_interrupted_line_via_
     io.write_image(style, np.full((32, 32, 3), 128, np.uint8))
 
     @contextlib.contextmanager
-    def connected(address):
+    def connected(address, **options):
         yield object()
 
     def interrupted(*args):  # Ctrl-C while the work folder is read for finished tasks
