@@ -289,6 +289,11 @@ class _Driver:
         finally:
             decoded.close()
         self.memory = {"budget_bytes": budget, "peak_bytes": held}
+        missing = [chunk for chunk in todo if chunk.first not in self.finished]
+        if missing:
+            raise ClusterError(f"{self.output}: frames {missing[0].first + 1}-{missing[-1].last + 1} were not stylized: "
+                               f"the input gave fewer frames on its second reading than when it was planned; "
+                               f"{len(self.finished)} finished task(s) are kept in {self.checkpoint.folder}")
 
     def _store(self, plan: Plan, chunk: Chunk, item: dict[str, Any]) -> None:
         """One item a task sent: something it said, one of its frames, or its end."""
@@ -394,7 +399,11 @@ def schedule(ray: ModuleType, tasks: Iterator[tuple[Chunk, np.ndarray, np.ndarra
         while True:
             decoded = False
             if upcoming and (held == 0 or held + upcoming[0] <= budget) and len(waiting) < workers:
-                chunk, frames, shot_first = next(tasks)
+                item = next(tasks, None)
+                if item is None:  # the input gave fewer frames than planned: the driver says which are missing
+                    upcoming.clear()
+                    continue
+                chunk, frames, shot_first = item
                 heapq.heappush(waiting, (-chunk.n_frames, chunk.first, chunk, frames, shot_first))
                 size_of[chunk.first] = upcoming.pop(0)
                 held, decoded = held + size_of[chunk.first], True
@@ -542,6 +551,9 @@ def _finished(checkpoint: Checkpoint, chunks: list[Chunk]) -> dict[int, dict[str
 def _stopped(checkpoint: Checkpoint, finished: dict[int, dict[str, Any]], output: Path) -> None:
     """Ctrl-C: keep what is finished and say how to go on (`run._stopped` for the local path)."""
     frames = sum(len(done["records"]) for done in finished.values())
+    if not finished and any(checkpoint.folder.glob("task-*.json")):  # a resume stopped before reading them
+        raise Interrupted(f"interrupted; the finished tasks are kept in {checkpoint.folder}, run the same command "
+                          "with --resume to continue") from None
     if not finished:
         checkpoint.remove()
         raise Interrupted(f"interrupted before the first task was finished; nothing was written to {output}") from None

@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import make_shots_clip, shot_frames
+from conftest import make_shots_clip, make_video, shot_frames
 from stylereel.cli.main import app
 from stylereel.pipeline import cluster, io, ray_connect, run
 from stylereel.pipeline.config import Config
@@ -298,3 +298,22 @@ def test_cli_frames_with_ray_gives_the_local_frames_under_the_input_names(tmp_pa
     for name in names:
         assert np.array_equal(io.read_image(output / name), io.read_image(tmp_path / "local" / name))
     assert not Path(f"{output}.parts").exists()
+
+
+def test_ray_says_what_a_local_run_says_of_the_input_file(tmp_path, style):
+    # Two video streams, then a file cut short: the same notices as a local run gives (test_inputs).
+    from test_inputs import FAST, PAL, damage, two_stream_video
+
+    two = two_stream_video(tmp_path / "two.mkv")
+    damaged = damage(make_video(tmp_path / "clip.mkv", n_frames=8, rate=PAL, with_audio=False, codec="ffv1").path,
+                     "cut in packet 5")
+    for source, words in ((two, "two.mkv: has 2 video streams; using the first"),
+                          (damaged, f"warning: {damaged}: the video ends before its declared length; frames: 4 stylized, 4 lost")):
+        outputs = {}
+        for how in ("local", "ray"):
+            output = tmp_path / f"{source.stem}.{how}.mp4"
+            extra = ["--ray", "local"] if how == "ray" else []
+            result = CliRunner().invoke(app, [str(a) for a in ("video", source, "-s", style, "-o", output, *FAST, *extra)])
+            assert result.exit_code == 0, result.output
+            outputs[how] = " ".join(result.output.split())  # as printed, unwrapped
+        assert outputs["ray"].count(words) == outputs["local"].count(words) == 1, outputs
