@@ -74,12 +74,18 @@ def test_resume_continues_the_random_state(tmp_path, style, folder, monkeypatch)
         assert np.array_equal(io.read_image(tmp_path / "parts" / name), io.read_image(tmp_path / "whole" / name))
 
 
-def test_interrupted_video_resumes_complete_ordered_and_with_audio(tmp_path, style, monkeypatch):
+def _video_interrupted_after_three(tmp_path, style, monkeypatch):
+    """A 4-frame clip with audio, and the output of a run of it stopped after 3 frames."""
     clip = make_video(tmp_path / "clip.mp4", n_frames=4)
     output = tmp_path / "out.mp4"
     interrupt_on_call(monkeypatch, 4)
     with pytest.raises(Interrupted, match=r"after 3 frame\(s\)"):
         run.stylize_video(clip.path, [style], output, TINY)
+    return clip, output
+
+
+def test_interrupted_video_resumes_complete_ordered_and_with_audio(tmp_path, style, monkeypatch):
+    clip, output = _video_interrupted_after_three(tmp_path, style, monkeypatch)
     assert not output.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert sorted(p.name for p in (tmp_path / "out.mp4.parts").glob("*.png")) == [f"{i:06d}.png" for i in range(3)]
     monkeypatch.undo()
@@ -203,11 +209,7 @@ def _decoded_times(path) -> list[float]:
 
 
 def test_video_resume_with_a_lower_max_frames_ends_within_the_frames_done(tmp_path, style, monkeypatch):
-    clip = make_video(tmp_path / "clip.mp4", n_frames=4)
-    output = tmp_path / "out.mp4"
-    interrupt_on_call(monkeypatch, 4)
-    with pytest.raises(Interrupted, match=r"after 3 frame\(s\)"):
-        run.stylize_video(clip.path, [style], output, TINY)
+    clip, output = _video_interrupted_after_three(tmp_path, style, monkeypatch)
     monkeypatch.undo()
     summary = run.stylize_video(clip.path, [style], output, replace(TINY, max_frames=2), resume=True)
     assert [record.index for record in summary.frames] == [0, 1] and summary.n_frames == 2

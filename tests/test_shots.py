@@ -161,10 +161,15 @@ def test_leaving_early_stops_the_planning_pass_at_its_next_frame():
     assert 0 < stopped_at == len(seen)  # the pass had run, and had ended when the context was left
 
 
-def test_ctrl_c_while_ray_starts_says_so_and_writes_nothing(tmp_path, monkeypatch):
-    clip = make_shots_clip(tmp_path / "shots.mkv", (2,))
+def _clip_and_style(tmp_path: Path):
+    """A 2-frame clip of one shot, and a flat grey style image."""
     style = tmp_path / "style.png"
     io.write_image(style, np.full((32, 32, 3), 128, np.uint8))
+    return make_shots_clip(tmp_path / "shots.mkv", (2,)), style
+
+
+def test_ctrl_c_while_ray_starts_says_so_and_writes_nothing(tmp_path, monkeypatch):
+    clip, style = _clip_and_style(tmp_path)
 
     @contextlib.contextmanager
     def interrupted_while_starting(address, **options):
@@ -285,9 +290,7 @@ def test_over_a_seam_the_output_fades_from_the_tail_into_the_next_chunk(tmp_path
 
 
 def test_ctrl_c_between_planning_and_the_first_task_is_one_interrupted_line_via_the_cli(tmp_path, monkeypatch):
-    clip = make_shots_clip(tmp_path / "shots.mkv", (2,))
-    style = tmp_path / "style.png"
-    io.write_image(style, np.full((32, 32, 3), 128, np.uint8))
+    clip, style = _clip_and_style(tmp_path)
 
     @contextlib.contextmanager
     def connected(address, **options):
