@@ -58,7 +58,7 @@ def probe_video(path: Path) -> VideoInfo:
     Raises:
         InputError: the file is missing, not a video PyAV can open, or has no video stream.
     """
-    with _open_input(path) as container:
+    with open_input(path) as container:
         stream = _video_stream(path, container)
         first = _first_frame(container, stream)
         rotation = _normalize_rotation(first.rotation) if first is not None else 0
@@ -109,7 +109,7 @@ class VideoFrames(Iterator[VideoFrame]):
 
     def _decode(self, max_frames: int | None) -> Iterator[VideoFrame]:
         path = self.info.path
-        with _open_input(path) as container:
+        with open_input(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             index, pts, shown_until = -1, None, None
@@ -139,13 +139,13 @@ class VideoFrames(Iterator[VideoFrame]):
             except StopIteration:
                 return
             except AV_ERRORS as error:
-                self._read_failed, self._problem = True, _problem(error)
+                self._read_failed, self._problem = True, av_problem(error)
                 return
             try:
                 frames = packet.decode()
             except AV_ERRORS as error:
                 self._n_damaged += 1
-                self._problem = _problem(error)
+                self._problem = av_problem(error)
                 continue
             yield from frames
 
@@ -184,8 +184,12 @@ def read_video(path: Path, *, max_side: int | None, max_frames: int | None = Non
     return VideoFrames(path, max_side=max_side, max_frames=max_frames)
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
-    """`av.open` for reading, with its errors turned into InputError naming the path."""
+def open_input(path: Path) -> av.container.InputContainer:
+    """`av.open(path)` for reading (the decoder, and the encoder's audio source).
+
+    Raises:
+        InputError: naming `path`: missing, a folder, unreadable, or not a file PyAV can open.
+    """
     try:
         return av.open(str(path))
     except FileNotFoundError:
@@ -197,7 +201,7 @@ def _open_input(path: Path) -> av.container.InputContainer:
     except EOFError:  # a header, then nothing: e.g. a video track that never got a frame
         raise InputError(f"{path}: ends before its first video frame") from None
     except AV_ERRORS as error:
-        raise InputError(f"{path}: not a video file ({_problem(error)})") from error
+        raise InputError(f"{path}: not a video file ({av_problem(error)})") from error
 
 
 def _video_stream(path: Path, container: av.container.InputContainer) -> av.VideoStream:
@@ -333,6 +337,7 @@ def _shown_until(frame: av.VideoFrame, info: VideoInfo) -> Fraction | None:
     return frame.pts * frame.time_base + duration
 
 
-def _problem(error: BaseException) -> str:
-    """The reason in an FFmpeg/OS error, without the path it often repeats."""
+def av_problem(error: BaseException) -> str:
+    """The reason in an FFmpeg/OS error, without the path it often repeats (for the decoder's and
+    the encoder's messages)."""
     return getattr(error, "strerror", None) or str(error) or type(error).__name__

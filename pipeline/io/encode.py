@@ -19,7 +19,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import OutputError
-from .decode import AV_ERRORS, _open_input, _problem
+from .decode import AV_ERRORS, av_problem, open_input
 from .image import temp_beside
 
 AUDIO_MODES = ("copied", "transcoded", "none")
@@ -145,12 +145,12 @@ class VideoWriter:
             self._stream = _add_video_stream(self._output, self)
         except AV_ERRORS as error:
             self._abort()
-            raise OutputError(f"{self.path}: cannot create video ({_problem(error)})") from error
+            raise OutputError(f"{self.path}: cannot create video ({av_problem(error)})") from error
         try:
             self._audio = _AudioTrack.open(self.audio_from, self._output, self.format) if self.audio_from else None
         except AV_ERRORS as error:
             self._abort()
-            problem = f"cannot add audio from {self.audio_from} ({_problem(error)})"
+            problem = f"cannot add audio from {self.audio_from} ({av_problem(error)})"
             raise OutputError(f"{self.path}: {problem}") from error
         except BaseException:
             self._abort()
@@ -176,7 +176,7 @@ class VideoWriter:
             if self._audio is not None:
                 self._audio.mux_until(time)
         except AV_ERRORS as error:
-            raise OutputError(f"{self.path}: cannot write video ({_problem(error)})") from error
+            raise OutputError(f"{self.path}: cannot write video ({av_problem(error)})") from error
         self.n_written += 1
 
     def __exit__(
@@ -205,7 +205,7 @@ class VideoWriter:
             self._output.close()
             os.replace(self._temp, self.path)
         except AV_ERRORS as error:
-            raise OutputError(f"{self.path}: cannot write video ({_problem(error)})") from error
+            raise OutputError(f"{self.path}: cannot write video ({av_problem(error)})") from error
 
     def _abort(self) -> None:
         """Close everything without raising and delete the temp file."""
@@ -244,7 +244,7 @@ class _AudioTrack:
     @classmethod
     def open(cls, path: Path, output: av.container.OutputContainer, chosen: OutputFormat) -> _AudioTrack | None:
         """Open `path`'s first audio stream for `output` in the `chosen` format; None if it has none."""
-        source = _open_input(path)
+        source = open_input(path)
         if not source.streams.audio:
             source.close()
             return None
