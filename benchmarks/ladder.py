@@ -50,7 +50,7 @@ def traced(every: int, width: int) -> contextlib.AbstractContextManager:
     """While active, print every `every` iterations at full size (frame width `width`) the losses of
     the image a stop there would deliver: the best point so far, clamped to [0, 1] (the optimiser
     itself sees the unclamped loss). Its forward passes add to the timed seconds: time without it."""
-    step, count = optimize._Optimisation.step, [0]
+    step, count = optimize.Optimisation.step, [0]
 
     def step_and_report(self):
         loss = step(self)
@@ -65,11 +65,11 @@ def traced(every: int, width: int) -> contextlib.AbstractContextManager:
 
     @contextlib.contextmanager
     def patched():
-        optimize._Optimisation.step = step_and_report
+        optimize.Optimisation.step = step_and_report
         try:
             yield
         finally:
-            optimize._Optimisation.step = step
+            optimize.Optimisation.step = step
     return patched()
 
 

@@ -21,7 +21,7 @@ import cv2
 
 from stylereel.pipeline import io, sequence
 from stylereel.pipeline.config import load_config
-from stylereel.pipeline.optimize import Targets, _final_losses, _Optimisation, content_targets
+from stylereel.pipeline.optimize import Optimisation, Targets, content_targets, final_losses
 
 
 def main() -> None:
@@ -43,15 +43,15 @@ def main() -> None:
     for weight in args.range_weight or [0.0, 1e8]:
         settings = dataclasses.replace(config, range_weight=weight)
         start = time.perf_counter()
-        optimisation = _Optimisation(session.model, content, targets, settings)
+        optimisation = Optimisation(session.model, content, targets, settings)
         for _ in range(args.iterations):
             optimisation.step()
         clamped = optimisation.result()
         raw = optimisation.best_image
         outside = float(((raw < 0) | (raw > 1)).float().mean())
         excess = float((raw - raw.clamp(0, 1)).abs().max())
-        before = _final_losses(session.model, raw, targets, config)  # no range term: the same measure for all
-        after = _final_losses(session.model, clamped, targets, config)
+        before = final_losses(session.model, raw, targets, config)  # no range term: the same measure for all
+        after = final_losses(session.model, clamped, targets, config)
         print(f"{width}x{height}, {args.iterations} iterations, range_weight {weight:g}: {outside:.1%} of values "
               f"outside [0, 1], largest excess {excess:.3f}; total loss {before['total']:.4g} before the clamp, "
               f"{after['total']:.4g} after (style {after['style']:.4g}, content {after['content']:.4g}); "

@@ -107,7 +107,7 @@ def stylize_frame(
     there is returned untouched.
     The loss is then read at the first iteration too (one more synchronisation per frame).
     """
-    optimisation = _Optimisation(model, init, targets, config)
+    optimisation = Optimisation(model, init, targets, config)
     best_losses: list[float] = []  # best loss so far, at every reading
     iteration = 0
     for iteration in range(1, n_iters + 1):
@@ -119,17 +119,18 @@ def stylize_frame(
         if value is not None and level is not None and value <= level * (1 + config.stop_tolerance):
             if iteration == 1:  # the start is already as good as the frame before: keep it as it is
                 start = init.detach().clamp(0.0, 1.0)
-                return FrameResult(start, 0, _final_losses(model, start, targets, config))
+                return FrameResult(start, 0, final_losses(model, start, targets, config))
             break
         if value is not None:
             best_losses.append(min(value, best_losses[-1]) if best_losses else value)
             if _converged(best_losses, config):
                 break
     result = optimisation.result()
-    return FrameResult(result, iteration, _final_losses(model, result, targets, config))
+    return FrameResult(result, iteration, final_losses(model, result, targets, config))
 
 
-def _final_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) -> dict[str, float]:
+def final_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) -> dict[str, float]:
+    """Each loss term of `image` (1, 3, H, W) against `targets`, as floats, without gradients."""
     with torch.no_grad():
         return {name: float(value) for name, value in frame_losses(model, image, targets, config).items()}
 
@@ -137,7 +138,7 @@ def _final_losses(model: VGG19, image: Tensor, targets: Targets, config: Config)
 def iteration_step(model: VGG19, init: Tensor, targets: Targets, config: Config) -> Callable[[], Tensor]:
     """One iteration per call, exactly as `stylize_frame` runs them; returns the loss before the
     step without reading it back (for benchmarks)."""
-    return _Optimisation(model, init, targets, config).step
+    return Optimisation(model, init, targets, config).step
 
 
 def _converged(best_losses: list[float], config: Config) -> bool:
@@ -149,8 +150,10 @@ def _converged(best_losses: list[float], config: Config) -> bool:
     return before - now < config.stop_tolerance * abs(before)
 
 
-class _Optimisation:
-    """The pixels being optimised, their optimiser, and the best point evaluated so far."""
+class Optimisation:
+    """The pixels being optimised, their optimiser, and the best point evaluated so far: `step()`
+    runs one iteration (returning the loss where it started), `result()` the best image, (1, 3, H, W)
+    in [0, 1]. `stylize_frame` drives one; benchmarks and tests drive it step by step."""
 
     def __init__(self, model: VGG19, init: Tensor, targets: Targets, config: Config) -> None:
         self.model, self.targets, self.config = model, targets, config

@@ -133,7 +133,7 @@ def _auth_settings(*, private_token: bool) -> Iterator[None]:
                 file.write(secrets.token_hex(32))
             os.environ.pop("RAY_AUTH_TOKEN", None)
             os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(path))
-            _reload_auth()
+            reload_auth()
         yield
     finally:
         if saved != {name: os.environ.get(name) for name in AUTH_VARIABLES}:
@@ -142,13 +142,14 @@ def _auth_settings(*, private_token: bool) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-            _reload_auth()
+            reload_auth()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _reload_auth() -> None:
-    """Make this process's Ray read its token settings again: it caches them. The config first, then
+def reload_auth() -> None:
+    """Make this process's Ray read its token settings (`AUTH_VARIABLES`) again after they changed
+    in `os.environ`: it caches them. The config first, then
     the token (Ray's own order, `ray._private.authentication_test_utils`: a token reloaded while the
     config still says "token" fails once the file is gone)."""
     from ray._raylet import AuthenticationTokenLoader, Config as RayConfig

@@ -8,7 +8,7 @@ from conftest import HostReads
 from stylereel.pipeline.config import Config, Optimizer
 from stylereel.pipeline.losses import gram_matrix
 from stylereel.pipeline.model import VGG19
-from stylereel.pipeline.optimize import Targets, _Optimisation, content_targets, frame_losses, style_grams, stylize_frame
+from stylereel.pipeline.optimize import Optimisation, Targets, content_targets, frame_losses, style_grams, stylize_frame
 
 CONFIG = replace(Config(), style_weight=1e-2, tv_weight=0.0)
 
@@ -65,7 +65,7 @@ def test_range_term_keeps_the_optimum_inside_what_the_result_is_clamped_to(setup
     assert "range" not in free.losses and bounded.losses["range"] < 1e-2 * bounded.losses["total"]
 
     def excess(settings: Config) -> float:  # how far the optimiser's own pixels leave [0, 1] before the clamp
-        optimisation = _Optimisation(model, content, pulled, settings)
+        optimisation = Optimisation(model, content, pulled, settings)
         for _ in range(8):
             optimisation.step()
         return (optimisation.image - optimisation.image.clamp(0, 1)).abs().max().item()

@@ -77,12 +77,12 @@ def _auth_environment(**values: str):
                 patch.setenv(name, values[name])
             else:
                 patch.delenv(name, raising=False)
-        ray_connect._reload_auth()
+        ray_connect.reload_auth()
         try:
             yield
         finally:
             patch.undo()
-            ray_connect._reload_auth()
+            ray_connect.reload_auth()
 
 
 @pytest.fixture(scope="module")
