@@ -106,8 +106,11 @@ def read_style_images(config: Config, styles: list[Path], *, size: tuple[int, in
     """The styles for frames of `size` (height, width) and each rung of their ladder (`read_styles`).
 
     Raises:
+        ConfigError: --style-blend has not one weight per style.
         InputError: a style cannot be read, or is too small at the working size.
     """
+    if config.style_blend and len(config.style_blend) != len(styles):
+        raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     full = read_styles(config, styles, long_side=max(size))
     return StyleImages(full, {rung: _styles_at(config, styles, long_side=max(rung)) for rung in ladder(size, config)[:-1]})
 
@@ -116,8 +119,6 @@ def prepare_session(config: Config, styles: list[Path], *, size: tuple[int, int]
     """Pick the device, read and check the styles, load the VGG truncated at the deepest layer used,
     and compute style Grams for frames of `size` (height, width) and for each rung of their ladder.
     Everything that can fail without the model fails before it loads."""
-    if config.style_blend and len(config.style_blend) != len(styles):
-        raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
     return session_from_styles(config, read_style_images(config, styles, size=size))
 
 
@@ -300,7 +301,7 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     (records and notices name the video's frames), and `shot_first` the first frame of the shot they
     continue, whose colours `preserve_colors` keeps (None: the shot starts with `frames`).
     """
-    config, model = session.config, session.model
+    config = session.config
     offsets = temporal_offsets(config)
     chain = Chain.restore(resume.chain, session.device)
     # The session with the current shot's style Grams (`shot_session`); a resume maps them again.
@@ -309,44 +310,74 @@ def stylize_sequence(session: Session, frames: Iterable[np.ndarray], emit: Callb
     capped, warned = False, False  # a shot's first frame ran its whole budget; said so once per run
     opening = shot_first  # the shot's first frame, until the sequence's first frame has used it
     for index, (frame, flows) in enumerate(ahead, start=resume.done + first_index):
+        # Link the frame to the ones before; a cut (or the very first frame) starts a new shot.
         start = time.perf_counter()
         content = io.to_tensor(frame).to(session.device)
         link = link_frames(config, flows, content, chain.earlier()) if chain.length else None
         linked = time.perf_counter()
-        cut = link is not None and link.cut
-        if cut:
-            emit(cut_notice(index, link.unlinked))
-        chained = link is not None and not cut
+        chained, cut = _chained(link, index, emit)
         if not chained:
             shot = shot_session(session, content if opening is None else io.to_tensor(opening).to(session.device))
         opening = None
-        targets = Targets(content_targets(model, content, config), shot.grams,
-                          warped=link.warped if chained and config.temporal_weight > 0 else None,
-                          mask=link.mask if chained else None)
+
+        # Optimise it: from the frame before, or up the ladder for a shot's first frame.
         if chained and capped and not warned:
             emit(Notice(_capped_notice(index - 1, config), key="first frame capped"))
             warned = True
         if chained:
-            init = initial_image(config.init, content, chain.stylized[-1], link)
-            emit(FrameStarted(index, config.iterations))
-            # With settle, a frame that starts from the one before stops once it is as close to its
-            # content and style as that one: the shot keeps the look its first frame reached (README, Drift).
-            settles = config.settle and config.init in (Init.prev_warped, Init.prev)
-            result = stylize_frame(model, init, targets, config=config, n_iters=config.iterations, callback=emit,
-                                   level=chain.level if settles else None)
+            result = _continue_shot(shot, content, chain, link, index, emit)
         else:
-            result = start_shot(shot, content, targets, index, emit)
+            result = start_shot(shot, content, _targets_of(shot, content, None), index, emit)
             capped = config.stop_tolerance > 0 and result.iterations == first_budget(tuple(content.shape[-2:]), config)
+
+        # Carry the chain on and record the frame.
         # A frame kept untouched keeps the level it was measured against, so a slow creep (the blur
         # of repeated warps) adds up against one level and is corrected once it passes the tolerance.
         level = chain.level if chained and result.iterations == 0 else look(result.losses)
         chain.push(result.image, frame, level, new_shot=not chained, keep=max(offsets))
-        done = time.perf_counter()
-        # The flow itself may have run in the background: it counts in flow_seconds, not in seconds.
-        record = FrameDone(index, result.iterations, done - start, result.losses, cut,
-                           flow_seconds=linked - start + (flows.seconds if flows else 0.0),
-                           optimize_seconds=done - linked)
+        record = _record(index, result, cut, flows, start=start, linked=linked)
         yield Step(io.to_array(result.image), frame, record, chain.state())
+
+
+def _chained(link: Link | None, index: int, emit: Callback) -> tuple[bool, bool]:
+    """(whether frame `index` continues the shot before it, whether it is a scene cut); says where
+    it is a cut. `link` is None for the very first frame."""
+    cut = link is not None and link.cut
+    if cut:
+        emit(cut_notice(index, link.unlinked))
+    return link is not None and not cut, cut
+
+
+def _record(index: int, result: FrameResult, cut: bool, flows: Flows | None, *, start: float, linked: float
+            ) -> FrameDone:
+    """Frame `index`'s record, timed from `start` (linked to the frames before at `linked`)."""
+    done = time.perf_counter()
+    # The flow itself may have run in the background: it counts in flow_seconds, not in seconds.
+    return FrameDone(index, result.iterations, done - start, result.losses, cut,
+                     flow_seconds=linked - start + (flows.seconds if flows else 0.0), optimize_seconds=done - linked)
+
+
+def _targets_of(shot: Session, content: torch.Tensor, link: Link | None) -> Targets:
+    """What a frame is optimised towards: its content, the shot's style Grams and, when `link`
+    chains it to the frame before, that frame warped (the temporal term, outside occlusions)."""
+    config = shot.config
+    return Targets(content_targets(shot.model, content, config), shot.grams,
+                   warped=link.warped if link is not None and config.temporal_weight > 0 else None,
+                   mask=link.mask if link is not None else None)
+
+
+def _continue_shot(shot: Session, content: torch.Tensor, chain: Chain, link: Link, index: int,
+                   emit: Callback) -> FrameResult:
+    """A later frame of a shot, started from the previous result (`initial_image`) and held to it."""
+    config = shot.config
+    targets = _targets_of(shot, content, link)
+    init = initial_image(config.init, content, chain.stylized[-1], link)
+    emit(FrameStarted(index, config.iterations))
+    # With settle, a frame that starts from the one before stops once it is as close to its
+    # content and style as that one: the shot keeps the look its first frame reached (README, Drift).
+    settles = config.settle and config.init in (Init.prev_warped, Init.prev)
+    return stylize_frame(shot.model, init, targets, config=config, n_iters=config.iterations, callback=emit,
+                         level=chain.level if settles else None)
 
 
 def is_scene_cut(config: Config, unlinked: float) -> bool:
