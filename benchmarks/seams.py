@@ -58,7 +58,7 @@ def measure(clip: Path, styles: list[Path], config, folder: Path, *, reuse: bool
     carried = {}
     for chunk in chunks:
         if chunk.tail and chunk.last + 1 not in starts:
-            tail = [frames[chunk.last]] + [io.read_image(cluster._tail_path(checkpoint, chunk.last + k))
+            tail = [frames[chunk.last]] + [io.read_image(cluster.tail_path(checkpoint, chunk.last + k))
                                            for k in range(1, chunk.tail + 1)]
             carried[chunk.last + 1] = max(evaluate.warp_error(tail[k : k + 2], guides[chunk.last + k : chunk.last + k + 2],
                                                               method=config.flow) for k in range(chunk.tail))

@@ -32,7 +32,7 @@ from .errors import ConfigError
 from .losses import content_loss, style_loss, tv_loss
 from .model import LAYERS, TORCHVISION_CONV_INDICES, VGG19
 from .optimize import Targets, content_targets, iteration_step, style_grams
-from .run import Summary
+from .outputs import Summary
 from .sequence import load_model, minimum_side, read_styles, select_device
 
 
@@ -110,7 +110,7 @@ def bench_iterations(model: VGG19, config: Config, variants: list[Variant], *, w
     for name, frozen, truncated in ((TEXTBOOK, False, False), (TEXTBOOK_FROZEN, True, True)):
         step = _textbook_step(model, content, style, config, frozen=frozen, truncated=truncated)
         loops.append(LoopTiming(name, _median_seconds(step, repeat, warmup, device), _count_flops(step)))
-    conv_flops, conv_seconds = _conv_floor(model, content, variants[0], repeat=repeat, warmup=warmup)
+    conv_flops, conv_seconds = conv_floor(model, content, variants[0], repeat=repeat, warmup=warmup)
     rate = conv_flops / conv_seconds
     return SizeResult(width, height, loops[0].flops / rate, rate / 1e9, loops)
 
@@ -211,7 +211,7 @@ def _torchvision_features(model: VGG19, *, frozen: bool, truncated: bool) -> nn.
     return nn.Sequential(*layers).requires_grad_(not frozen)
 
 
-def _conv_floor(model: VGG19, image: Tensor, variant: Variant, *, repeat: int, warmup: int) -> tuple[float, float]:
+def conv_floor(model: VGG19, image: Tensor, variant: Variant, *, repeat: int, warmup: int) -> tuple[float, float]:
     """(FLOPs, seconds) of the iteration's convolutions alone: each layer's forward and the
     gradient with respect to its input, on the shapes one iteration sees, in the number format
     and memory layout of `variant` (the device's default way of running)."""

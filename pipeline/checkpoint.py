@@ -5,6 +5,9 @@ frame as a lossless PNG (for video, whose container cannot be appended to), and 
 frames are done, the last stylized frame at full precision and its content frame (so the temporal
 chain continues exactly), the random state, and the per-frame records for `--stats`.
 PNG first, state second: the state never counts a frame whose image is not on disk.
+
+The resume contract (`run_settings`) is the same for the local and the Ray path: what must match for
+a work folder to be continued.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from . import io
+from .config import Config
 from .errors import ConfigError, Interrupted, OutputError
 
 SETTINGS = "settings.json"
@@ -52,6 +56,12 @@ class Checkpoint:
     @staticmethod
     def beside(output: Path) -> Path:
         return output.with_name(output.name + ".parts")
+
+    @classmethod
+    def for_run(cls, output: Path, config: Config, inputs: list[Path], *, device: str) -> Checkpoint:
+        """The work folder of a run writing `output` (`<output>.parts/`, keeping every finished
+        frame's image), with the run's resume contract (`run_settings`)."""
+        return cls(cls.beside(output), run_settings(config, inputs, device), keep_images=True)
 
     def check(self, *, resume: bool, overwrite: bool) -> None:
         """Refuse to start before any work: OutputError if a checkpoint exists and neither `resume`
@@ -147,6 +157,31 @@ class Checkpoint:
     def _load(self) -> Resume:
         state = torch.load(self.folder / STATE, weights_only=True)
         return Resume(state["done"], state["records"], state["rng"], state["chain"])
+
+
+def run_settings(config: Config, inputs: list[Path], device: str) -> dict[str, Any]:
+    """What must match for a run to be resumed: the settings that shape frames, and the input files
+    (their size and modification time). The `device` actually used is recorded too, but not
+    compared (see `NOT_COMPARED`). A Ray run (`device` "ray") records that it is one and how it cut
+    the shots, not which cluster it ran on. Returned as JSON would give it back (tuples as lists)."""
+    ignored = ("max_frames", "crf", "prefetch", "compile", "ray", "ray_cpus", "max_chunk_frames", "seam_frames")
+    # Later passes run over every frame of the run, so a multi-pass run keeps its frame count.
+    values = {k: v for k, v in asdict(config).items() if k not in ignored or (k == "max_frames" and config.passes > 1)}
+    if config.ray is not None:
+        values |= {"ray": True, "max_chunk_frames": config.max_chunk_frames, "seam_frames": config.seam_frames}
+    values["device"] = device
+    files = {f"input file {path}": file_identity(path) for path in inputs}
+    return json.loads(json.dumps(values | files))
+
+
+def file_identity(path: Path) -> list[int] | None:
+    """[size in bytes, modification time in ns] of `path`, or None if it cannot be read (reading it
+    later fails with a clear error)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return [status.st_size, status.st_mtime_ns]
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:

@@ -29,25 +29,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import io
+from . import io, outputs, preflight
 from .checkpoint import Checkpoint, Resume
-from .config import Config, Device
-from .errors import ClusterError, ConfigError, Interrupted, OutputError, StylereelError
+from .config import Config
+from .errors import ClusterError, Interrupted, OutputError, StylereelError
 from .events import Callback, Event, FrameDone, Notice, RunStarted, TasksChanged
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
+from .outputs import Summary
 from .passes import stylize_passes
-from .sequence import (
-    Colors, Session, StyleImages, chain_view, check_frame_size, cut_notice, read_style_images, session_from_styles,
-)
+from .sequence import Colors, Session, StyleImages, chain_view, cut_notice, session_from_styles
 from .shots import Chunk, Plan, plan_frames, plan_video, split_shots
-
-if TYPE_CHECKING:
-    from .run import Summary
 
 RETRIES = 3  # Ray reruns a task this often when its worker dies (killed process, lost node)
 QUEUED_PER_WORKER = 1  # tasks submitted beyond one running per worker, so none waits for the driver
@@ -117,11 +113,11 @@ def stylize_video_on_ray(
 ) -> Summary:
     """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`.
 
-    Every check of the local path runs first; then the cluster is joined while the video is
-    planned, the tasks run longest first within the driver's memory budget (`schedule`), and the
-    output encoded in order. `resume` submits only the tasks whose frames are not all in the work
-    folder: a task stopped half-way starts again from its first frame. The run says what a local
-    run says (scene cuts, a first frame that used its whole budget, a damaged file, audio).
+    Every check of the local path runs first (`preflight`); then the cluster is joined while the
+    video is planned, the tasks run longest first within the driver's memory budget (`schedule`),
+    and the output encoded in order. `resume` submits only the tasks whose frames are not all in the
+    work folder: a task stopped half-way starts again from its first frame. The run says what a
+    local run says (scene cuts, a first frame that used its whole budget, a damaged file, audio).
 
     Raises:
         ConfigError: Ray is not installed, or a resume with other settings or inputs.
@@ -129,38 +125,36 @@ def stylize_video_on_ray(
             cannot fix (its cause is named; finished tasks are kept for --resume).
         Interrupted: Ctrl-C; finished tasks are kept.
     """
-    from . import run  # run imports this module lazily; the shared checks live there
-
+    # The local path's checks, then the styles the tasks share and the work folder.
     check_ray()
     start = time.perf_counter()
-    info = io.probe_video(content)
-    output = output or io.default_output(content)
-    run._check_output(output, overwrite=overwrite, inputs=[content, *styles])
-    chosen = io.output_format(output)  # an unsupported suffix fails before any work
-    run._check_stats(stats, inputs=[content, *styles], outputs=[output])
-    width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
-    style_images = _style_images(config, styles, output, width=width, height=height)
-    checkpoint = Checkpoint(Checkpoint.beside(output), run._settings(config, [content, *styles], "ray"), keep_images=True)
+    checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
+    style_images = preflight.checked_style_images(config, styles, checked.output, width=checked.width,
+                                                  height=checked.height)
+    checkpoint = Checkpoint.for_run(checked.output, config, [content, *styles], device="ray")
     checkpoint.check(resume=resume, overwrite=overwrite)
     emit = callback or (lambda event: None)
-    for notice in streams_notice(content, info):
+    for notice in streams_notice(content, checked.info):
         emit(notice)
 
-    def frames() -> Iterator[np.ndarray]:
-        with contextlib.closing(io.read_video(content, max_side=config.working_side,
-                                              max_frames=config.max_frames)) as video:
-            yield from (frame.image for frame in video)
-
-    driver = _Driver(config, style_images, checkpoint, output, emit)
-    with checkpoint.kept_on_interrupt(f"writing {output}"):
-        plan, chunks, finished = driver.run(lambda planned: plan_video(content, config, callback=planned), frames,
-                                            resume=resume, overwrite=overwrite)
-        writer = _encode(checkpoint, chunks, plan, output, info, config)
-        emit(audio_notice(writer.audio_mode, info.audio_codec, chosen))
+    # Plan and run the tasks, then encode their frames in order with the audio.
+    driver = _Driver(config, style_images, checkpoint, checked.output, emit)
+    with checkpoint.kept_on_interrupt(f"writing {checked.output}"):
+        plan, chunks, finished = driver.run(lambda planned: plan_video(content, config, callback=planned),
+                                            lambda: _video_images(content, config), resume=resume,
+                                            overwrite=overwrite)
+        writer = _encode(checkpoint, chunks, plan, checked.output, checked.info, config)
+        emit(audio_notice(writer.audio_mode, checked.info.audio_codec, checked.chosen))
         for notice in decoder_notices(content, plan.decoder_error, plan.decoder_lost, plan.n_frames):
             emit(notice)
         summary = driver.summary(plan, finished, time.perf_counter() - start)
-        return run._finish(summary, stats, checkpoint, keep_frames=keep_frames)
+        return outputs.finish(summary, stats, checkpoint, keep_frames=keep_frames)
+
+
+def _video_images(content: Path, config: Config) -> Iterator[np.ndarray]:
+    """The video's frames at the working size, uint8 (H, W, 3), its decoder closed when this is."""
+    with contextlib.closing(io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)) as video:
+        yield from (frame.image for frame in video)
 
 
 def stylize_frames_on_ray(
@@ -172,42 +166,30 @@ def stylize_frames_on_ray(
     `stylize_video_on_ray`, except that every frame is read once before the cluster is joined (as
     the local path does) and that the results are written as PNGs named like the inputs, into
     `output_dir` once all are done."""
-    from . import run
-
+    # The local path's checks, then the styles the tasks share.
     check_ray()
     start = time.perf_counter()
     emit = callback or (lambda event: None)
-    every_path, skipped = io.list_frames(folder)
-    paths, targets = run._frame_targets(folder, every_path, output_dir, config)
-    run._check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
-    checkpoint = Checkpoint(Checkpoint.beside(output_dir), run._settings(config, [*every_path, *styles], "ray"),
-                            keep_images=True)
-    checkpoint.check(resume=resume, overwrite=overwrite)
-    run._check_output_dir(output_dir, targets, overwrite=overwrite or (resume and checkpoint.folder.exists()),
-                          input_dir=folder)
-    for notice in folder_notices(folder, skipped, run._check_frames(paths, styles, config, emit)):
+    checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
+    checkpoint = Checkpoint.for_run(output_dir, config, [*checked.every_path, *styles], device="ray")
+    resized = preflight.check_folder_output(checked, folder, output_dir, checkpoint, styles, config, emit,
+                                            resume=resume, overwrite=overwrite)
+    for notice in folder_notices(folder, checked.skipped, resized):
         emit(notice)
-    height, width = next(iter(io.read_frames(paths[:1], max_side=config.working_side))).shape[:2]
-    style_images = _style_images(config, styles, output_dir, width=width, height=height)
+    height, width = next(iter(io.read_frames(checked.paths[:1], max_side=config.working_side))).shape[:2]
+    style_images = preflight.checked_style_images(config, styles, output_dir, width=width, height=height)
 
+    # Plan and run the tasks, then write their frames as PNGs.
     def frames() -> Iterator[np.ndarray]:
-        yield from io.read_frames(paths, max_side=config.working_side)
+        yield from io.read_frames(checked.paths, max_side=config.working_side)
 
     driver = _Driver(config, style_images, checkpoint, output_dir, emit)
     with checkpoint.kept_on_interrupt(f"writing the frames into {output_dir}"):
         plan, chunks, finished = driver.run(lambda planned: plan_frames(frames(), config, callback=planned), frames,
                                             resume=resume, overwrite=overwrite)
-        _write_frames(checkpoint, chunks, targets)
+        write_frames(checkpoint, chunks, checked.targets)
         summary = driver.summary(plan, finished, time.perf_counter() - start)
-        return run._finish(summary, stats, checkpoint, keep_frames=keep_frames)
-
-
-def _style_images(config: Config, styles: list[Path], output: Path, *, width: int, height: int) -> StyleImages:
-    """The style images for frames of `width` x `height`, after the checks a local run makes first."""
-    check_frame_size(config, width, height, name=output)
-    if config.style_blend and len(config.style_blend) != len(styles):
-        raise ConfigError(f"--style-blend has {len(config.style_blend)} weights for {len(styles)} style image(s)")
-    return read_style_images(config, styles, size=(height, width))
+        return outputs.finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 class _Driver:
@@ -229,7 +211,7 @@ class _Driver:
         unless an error was raised)."""
         with contextlib.ExitStack() as leaving:
             try:
-                planned = leaving.enter_context(_meanwhile(make_plan, self.emit))
+                planned = leaving.enter_context(plan_meanwhile(make_plan, self.emit))
                 ray = leaving.enter_context(connect(self.config.ray, emit=self.emit))
                 options, workers = placement(ray, self.config)
                 plan = planned()  # the planning pass, on the driver, while Ray starts
@@ -252,7 +234,7 @@ class _Driver:
                          f"({plan.seconds / plan.n_frames * 1e3:.0f} ms/frame): {len(plan.shots)} shot(s), "
                          f"{len(chunks)} task(s) for {workers} worker(s)"))
         self.checkpoint.start(resume=resume, overwrite=overwrite)
-        self.finished.update(_finished(self.checkpoint, chunks))
+        self.finished.update(finished_tasks(self.checkpoint, chunks))
         self.emit(RunStarted(plan.n_frames, plan.width, plan.height, f"Ray ({workers} worker(s))"))
         if self.finished:
             self.emit(Notice(f"resuming: {len(self.finished)} of {len(chunks)} task(s) already done in "
@@ -278,7 +260,7 @@ class _Driver:
         budget = memory_budget(ray)
         decoded = frames()
         try:
-            held = schedule(ray, _frames_of(todo, decoded, plan), submit, lambda chunk, item: self._store(plan, chunk, item),
+            held = schedule(ray, task_frames(todo, decoded, plan), submit, lambda chunk, item: self._store(plan, chunk, item),
                             self.emit, workers=workers, sizes=[_task_bytes(chunk, plan) for chunk in todo],
                             budget=budget)
         except _TaskFailed as failure:
@@ -319,8 +301,6 @@ class _Driver:
     def summary(self, plan: Plan, finished: dict[int, dict[str, Any]], seconds: float) -> Summary:
         """The run's summary: every frame's record, per task where and how long it ran, and the
         driver's memory budget."""
-        from .run import Summary
-
         records = [FrameDone(**record) for first in sorted(finished) for record in finished[first]["records"]]
         tasks = [{key: value for key, value in finished[first].items() if key != "records"} for first in sorted(finished)]
         devices = sorted({task.pop("device") for task in tasks})
@@ -350,7 +330,7 @@ class _Stop(Exception):
 
 
 @contextlib.contextmanager
-def _meanwhile(make_plan: Callable[[Callback], Plan], emit: Callback) -> Iterator[Callable[[], Plan]]:
+def plan_meanwhile(make_plan: Callable[[Callback], Plan], emit: Callback) -> Iterator[Callable[[], Plan]]:
     """Run the planning pass on a thread while the caller starts or joins Ray (seconds either way,
     mostly waiting for Ray's processes); yields a function that waits for the plan and raises what
     the pass raised. On the way out an unfinished pass stops at its next frame and is waited for,
@@ -471,8 +451,8 @@ def _cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _frames_of(chunks: list[Chunk], frames: Iterable[np.ndarray], plan: Plan
-               ) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray]]:
+def task_frames(chunks: list[Chunk], frames: Iterable[np.ndarray], plan: Plan
+                ) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray]]:
     """Each of `chunks` (in video order) with its frames, tail included, uint8 (N, H, W, 3), and the
     first frame of its shot, as soon as the decoder has passed them. A frame may belong to two
     chunks: the tail of one, the next one's own."""
@@ -503,8 +483,9 @@ def _digest(images: StyleImages) -> str:
     return digest.hexdigest()
 
 
-def _tail_path(checkpoint: Checkpoint, index: int) -> Path:
-    """Where the tail of a chunk keeps frame `index` (the next chunk's start, to cross-fade from)."""
+def tail_path(checkpoint: Checkpoint, index: int) -> Path:
+    """Where, in the work folder, the tail of a chunk keeps frame `index` (a PNG of the next chunk's
+    start, to cross-fade from)."""
     return checkpoint.folder / f"{index:06d}.tail.png"
 
 
@@ -517,7 +498,7 @@ def _store_frame(checkpoint: Checkpoint, chunk: Chunk, index: int, image: np.nda
     Whether it is one of its own."""
     own = index <= chunk.last
     try:
-        io.write_image(checkpoint.frame_path(index) if own else _tail_path(checkpoint, index), image)
+        io.write_image(checkpoint.frame_path(index) if own else tail_path(checkpoint, index), image)
     except OSError as error:
         raise ClusterError(f"{checkpoint.folder}: cannot write finished frames ({error.strerror or error})") from None
     return own
@@ -538,8 +519,9 @@ def _store_task(checkpoint: Checkpoint, chunk: Chunk, records: list[dict[str, An
     return done
 
 
-def _finished(checkpoint: Checkpoint, chunks: list[Chunk]) -> dict[int, dict[str, Any]]:
-    """The tasks of this plan already done in the work folder (a resumed run), by first frame."""
+def finished_tasks(checkpoint: Checkpoint, chunks: list[Chunk]) -> dict[int, dict[str, Any]]:
+    """The tasks of this plan already done in the work folder (a resumed run), by first frame: each
+    task's record as `_store_task` wrote it (where and how long it ran, and its frames' records)."""
     done = {}
     for chunk in chunks:
         path = _task_path(checkpoint, chunk)
@@ -549,7 +531,7 @@ def _finished(checkpoint: Checkpoint, chunks: list[Chunk]) -> dict[int, dict[str
 
 
 def _stopped(checkpoint: Checkpoint, finished: dict[int, dict[str, Any]], output: Path) -> None:
-    """Ctrl-C: keep what is finished and say how to go on (`run._stopped` for the local path)."""
+    """Ctrl-C: keep what is finished and say how to go on, as the local path does."""
     frames = sum(len(done["records"]) for done in finished.values())
     if not finished and any(checkpoint.folder.glob("task-*.json")):  # a resume stopped before reading them
         raise Interrupted(f"interrupted; the finished tasks are kept in {checkpoint.folder}, run the same command "
@@ -574,9 +556,13 @@ def _encode(checkpoint: Checkpoint, chunks: list[Chunk], plan: Plan, output: Pat
     return writer
 
 
-def _write_frames(checkpoint: Checkpoint, chunks: list[Chunk], targets: list[Path]) -> None:
+def write_frames(checkpoint: Checkpoint, chunks: list[Chunk], targets: list[Path]) -> None:
     """Write every frame, cross-faded over seams as `_encode` does, as a PNG at its target (each
-    written whole, `io.write_image`)."""
+    written whole, `io.write_image`).
+
+    Raises:
+        OutputError: a frame cannot be written; the work folder is kept.
+    """
     fades = _fades(chunks)
     try:
         targets[0].parent.mkdir(exist_ok=True)
@@ -598,5 +584,5 @@ def final_frame(checkpoint: Checkpoint, index: int, fade: float | None) -> np.nd
     image = io.read_image(checkpoint.frame_path(index))
     if fade is None:
         return image
-    tail = io.read_image(_tail_path(checkpoint, index)).astype(np.float32)
+    tail = io.read_image(tail_path(checkpoint, index)).astype(np.float32)
     return np.clip(np.rint((1 - fade) * tail + fade * image.astype(np.float32)), 0, 255).astype(np.uint8)

@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import io, run
+from . import io, preflight, run
 from .config import Config, load_config, preset_file
 from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
 from .optimize import Targets, content_targets, iteration_step
-from .run import _check_output
 from .sequence import (
     chain_view, check_frame_size, is_scene_cut, ladder, prepare_session, read_styles, rung_budgets,
 )
@@ -118,7 +117,26 @@ def preview_sheet(
     Everything is checked before the first cell: InputError, OutputError or ConfigError.
     """
     emit = callback or (lambda event: None)
-    _check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    small, combos, index, image = _check_sheet(content, styles, output, config, vary=vary, frame=frame,
+                                               overwrite=overwrite, preset=preset, emit=emit)
+
+    # Stylize the cells, lay them out, then time the full run's size for the estimate.
+    start = time.perf_counter()
+    cells, labels = _stylize_cells(image, index, styles, small, combos, output, emit)
+    seconds = time.perf_counter() - start
+    io.write_image(output, grid(cells, labels, columns=len(combos) + 1))
+    cell_width, cell_height = cell_size(cells, labels)
+    emit(Notice(f"timing an iteration at the full run's size (--max-side {config.max_side}) for the estimate"))
+    return PreviewSummary(output, index, len(cells), len(styles), len(combos) + 1, cell_width, cell_height, seconds,
+                          estimate(content, styles, config, frame=index))
+
+
+def _check_sheet(content: Path, styles: list[Path], output: Path, config: Config, *, vary: dict[str, list[Any]],
+                 frame: int | None, overwrite: bool, preset: Path | Traversable | None, emit: Callback
+                 ) -> tuple[Config, list[dict[str, Any]], int | None, np.ndarray]:
+    """Everything a sheet checks before its first cell. Returns the cells' config, the combinations
+    of `vary`, and the frame at the cells' size with its index in the video (None for an image)."""
+    preflight.check_output(output, overwrite=overwrite, inputs=[content, *styles])
     io.check_image_suffix(output)
     small = cell_config(config, preset or PREVIEW_PRESET)
     combos = [dict(zip(vary, values)) for values in itertools.product(*vary.values())]
@@ -130,17 +148,20 @@ def preview_sheet(
     if not is_video and frame is not None:
         raise InputError(f"{content}: --frame applies to videos, and this is an image")
     if is_video:
-        index, image = _pick_frame(content, small, frame, emit)
+        index, image = pick_frame(content, small, frame, emit)
     else:
         index, image = None, io.read_image(content, max_side=small.working_side)
     for combo in combos:
         read_styles(dataclasses.replace(small, **combo), styles, long_side=max(image.shape[:2]))
     check_frame_size(config, *_full_size(content, config, is_video), name=content)  # the estimate's size
+    return small, combos, index, image
 
-    # Stylize the cells: rows are styles, each led by the content frame.
+
+def _stylize_cells(image: np.ndarray, index: int | None, styles: list[Path], small: Config,
+                   combos: list[dict[str, Any]], output: Path, emit: Callback) -> tuple[list[np.ndarray], list[list[str]]]:
+    """The sheet's cells and their labels: rows are styles, each led by the content frame."""
     total = len(styles) * len(combos)
     emit(PreviewStarted(total, image.shape[1], image.shape[0]))
-    start = time.perf_counter()
     cells, labels, done = [], [], 0
     for style in styles:
         cells.append(image)
@@ -154,13 +175,7 @@ def preview_sheet(
             labels.append([style.stem, *(f"{key}={_show(value)}" for key, value in combo.items())])
             done += 1
             emit(CellDone(done, total))
-    seconds = time.perf_counter() - start
-    sheet = grid(cells, labels, columns=len(combos) + 1)
-    io.write_image(output, sheet)
-    cell_width, cell_height = _cell_size(cells, labels)
-    emit(Notice(f"timing an iteration at the full run's size (--max-side {config.max_side}) for the estimate"))
-    return PreviewSummary(output, index, len(cells), len(styles), len(combos) + 1, cell_width, cell_height, seconds,
-                          estimate(content, styles, config, frame=index))
+    return cells, labels
 
 
 def _show(value: Any) -> str:
@@ -175,7 +190,7 @@ def _inner(emit: Callback) -> Callback:
     return forward
 
 
-def _pick_frame(content: Path, config: Config, frame: int | None, emit: Callback) -> tuple[int, np.ndarray]:
+def pick_frame(content: Path, config: Config, frame: int | None, emit: Callback) -> tuple[int, np.ndarray]:
     """Frame `frame` of the video at the cell size, or by default the middle of its first shot."""
     info = io.probe_video(content)
     if frame is not None:
@@ -260,7 +275,7 @@ def grid(cells: list[np.ndarray], labels: list[list[str]], *, columns: int) -> n
     if len(cells) != len(labels) or not cells:
         raise ValueError(f"{len(cells)} cells for {len(labels)} labels")
     font = ImageFont.load_default()
-    cell_width, cell_height = _cell_size(cells, labels)
+    cell_width, cell_height = cell_size(cells, labels)
     rows = -(-len(cells) // columns)
     sheet = Image.new("RGB", (columns * (cell_width + GAP) + GAP, rows * (cell_height + GAP) + GAP), "white")
     draw = ImageDraw.Draw(sheet)
@@ -278,7 +293,7 @@ def _line_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
     return bottom + 3
 
 
-def _cell_size(cells: list[np.ndarray], labels: list[list[str]]) -> tuple[int, int]:
+def cell_size(cells: list[np.ndarray], labels: list[list[str]]) -> tuple[int, int]:
     """(width, height) of every cell of the grid: the largest image, its label lines under it."""
     font = ImageFont.load_default()
     widest_label = max((font.getlength(line) for lines in labels for line in lines), default=0)

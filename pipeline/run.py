@@ -1,17 +1,15 @@
 """Orchestration: stylize an image, a frame folder or a video from start to finish.
 
-The entry points check every input and output before any slow work starts, report progress through
-one callback of small frozen dataclasses, and write each output under a temporary name first.
+The entry points check every input and output before any slow work starts (`preflight`), report
+progress through one callback of small frozen dataclasses, and write each output under a temporary
+name first (`outputs`: the summary, --stats, the finished frames). With `config.ray` they hand the
+run to `cluster`, imported only then; `cluster` never imports this module.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -20,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import io
+from . import io, outputs, preflight
 from .checkpoint import Checkpoint, Resume
 from .config import Config
-from .errors import DeviceError, InputError, Interrupted, OutputError
+from .errors import DeviceError, InputError, Interrupted
 from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
+from .outputs import Summary
 from .passes import stylize_passes
 from .sequence import Colors, check_frame_size, prepare_session, read_styles, select_device
 
@@ -33,20 +32,6 @@ __all__ = [
     "Callback", "Event", "FrameDone", "FramesChecked", "FrameStarted", "IterationDone", "Notice", "RunStarted", "Summary",
     "select_device", "stylize_array", "stylize_frames", "stylize_image", "stylize_video",
 ]
-
-
-@dataclass(frozen=True)
-class Summary:
-    output: Path
-    n_frames: int
-    width: int
-    height: int
-    device: str
-    seconds: float
-    frames: list[FrameDone] = field(default_factory=list)
-    phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each stage; see _run
-    tasks: list[dict] = field(default_factory=list)  # --ray: per task its frames, node, seconds, retries
-    ray: dict = field(default_factory=dict)  # --ray: the driver's memory budget and peak, in bytes
 
 
 def stylize_image(
@@ -59,13 +44,13 @@ def stylize_image(
     with coarse-to-fine, from about `coarse_side` up to the working size). Every output is checked
     before any work.
     """
-    _check_output(output, overwrite=overwrite, inputs=[content, *styles])
+    preflight.check_output(output, overwrite=overwrite, inputs=[content, *styles])
     io.check_image_suffix(output)
-    _check_stats(stats, inputs=[content, *styles], outputs=[output])
+    preflight.check_stats(stats, inputs=[content, *styles], outputs=[output])
     select_device(config.device)
     frame = io.read_image(content, max_side=config.working_side)
     job = _Job(output, lambda _, image: io.write_image(output, image), n_frames=1)
-    return _finish(_run([frame], styles, config, job, callback), stats, None, keep_frames=False)
+    return outputs.finish(_run([frame], styles, config, job, callback), stats, None, keep_frames=False)
 
 
 def stylize_array(frame: np.ndarray, styles: list[Path], config: Config, *,
@@ -95,28 +80,23 @@ def stylize_frames(
 
         return stylize_frames_on_ray(folder, styles, output_dir, config, overwrite=overwrite, stats=stats,
                                      callback=callback, resume=resume, keep_frames=keep_frames)
-    emit = callback or (lambda event: None)
-    every_path, skipped = io.list_frames(folder)
-    paths, targets = _frame_targets(folder, every_path, output_dir, config)
-    _check_stats(stats, inputs=[*paths, *styles], outputs=[output_dir])
+    checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
     device = select_device(config.device)
     # The whole folder is recorded, so a resume may change --max-frames.
-    checkpoint = Checkpoint(Checkpoint.beside(output_dir), _settings(config, [*every_path, *styles], device.type),
-                            keep_images=True)
-    checkpoint.check(resume=resume, overwrite=overwrite)
-    resuming = resume and checkpoint.folder.exists()  # a run stopped while moving its frames into place
-    _check_output_dir(output_dir, targets, overwrite=overwrite or resuming, input_dir=folder)
-    resized = _check_frames(paths, styles, config, emit)
+    checkpoint = Checkpoint.for_run(output_dir, config, [*checked.every_path, *styles], device=device.type)
+    resized = preflight.check_folder_output(checked, folder, output_dir, checkpoint, styles, config,
+                                            callback or (lambda event: None), resume=resume, overwrite=overwrite)
 
-    notices = folder_notices(folder, skipped, resized)
+    notices = folder_notices(folder, checked.skipped, resized)
     progress = checkpoint.start(resume=resume, overwrite=overwrite)
     notices += _device_notice(checkpoint, progress, device)
     # The frames are written by the checkpoint (its PNGs), and moved into place at the end.
-    job = _Job(output_dir, lambda index, image: None, len(paths), checkpoint, progress, notices, replay_writes=False)
-    summary = _run(io.read_frames(paths, max_side=config.working_side), styles, config, job, callback)
+    job = _Job(output_dir, lambda index, image: None, len(checked.paths), checkpoint, progress, notices,
+               replay_writes=False)
+    summary = _run(io.read_frames(checked.paths, max_side=config.working_side), styles, config, job, callback)
     with checkpoint.kept_on_interrupt(f"moving the finished frames into {output_dir}"):
-        _collect(checkpoint, targets[: summary.n_frames], keep=keep_frames)
-        return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
+        outputs.collect_frames(checkpoint, checked.targets[: summary.n_frames], keep=keep_frames)
+        return outputs.finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
 def stylize_video(
@@ -135,63 +115,45 @@ def stylize_video(
 
         return stylize_video_on_ray(content, styles, output, config, overwrite=overwrite, stats=stats,
                                     callback=callback, resume=resume, keep_frames=keep_frames)
-    info = io.probe_video(content)
-    output = output or io.default_output(content)
-    _check_output(output, overwrite=overwrite, inputs=[content, *styles])
-    chosen = io.output_format(output)
-    _check_stats(stats, inputs=[content, *styles], outputs=[output])
+    # Check everything, then decode the first frame before the model loads: a broken file fails fast.
+    checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
     device = select_device(config.device)
-    checkpoint = Checkpoint(Checkpoint.beside(output), _settings(config, [content, *styles], device.type), keep_images=True)
+    checkpoint = Checkpoint.for_run(checked.output, config, [content, *styles], device=device.type)
     checkpoint.check(resume=resume, overwrite=overwrite)
-    width, height = io.fit_size(info.width, info.height, config.working_side, even=True)
-    read_styles(config, styles, long_side=max(width, height))  # fail on a style before decoding
-    n_frames = min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
+    read_styles(config, styles, long_side=max(checked.width, checked.height))  # fail on a style before decoding
     frames = io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)
-    first = next(frames)  # decodes before the model loads, so a broken file fails fast
-    pts = [first.pts]
+    first, pts = next(frames), []
 
-    def images() -> Iterator[np.ndarray]:
-        yield first.image
-        for frame in frames:
-            pts.append(frame.pts)
-            yield frame.image
-
+    # Stylize and encode, keeping each frame's timestamp; then say what became of the audio and the decoder.
     progress = checkpoint.start(resume=resume, overwrite=overwrite)
-    notices = streams_notice(content, info)
-    notices += _device_notice(checkpoint, progress, device)
-    with checkpoint.kept_on_interrupt(f"writing {output}"):
-        with io.VideoWriter(output, width=width, height=height, time_base=first.time_base,
-                            rate=info.average_rate, crf=config.crf, audio_from=content) as writer:
-            job = _Job(output, lambda index, image: writer.write(image, pts[index]), n_frames, checkpoint, progress,
-                       notices)
-            summary = _run(images(), styles, config, job, callback)
-        if callback is not None:
-            callback(audio_notice(writer.audio_mode, info.audio_codec, chosen))
-            for notice in decoder_notices(content, frames.error, frames.lost, summary.n_frames):
-                callback(notice)
-        return _finish(summary, stats, checkpoint, keep_frames=keep_frames)
+    notices = streams_notice(content, checked.info) + _device_notice(checkpoint, progress, device)
+    with checkpoint.kept_on_interrupt(f"writing {checked.output}"):
+        with _video_writer(checked, first, config) as writer:
+            job = _Job(checked.output, lambda index, image: writer.write(image, pts[index]),
+                       _video_frames(checked.info, config), checkpoint, progress, notices)
+            summary = _run(_with_pts(first, frames, pts), styles, config, job, callback)
+        for notice in [audio_notice(writer.audio_mode, checked.info.audio_codec, checked.chosen),
+                       *decoder_notices(content, frames.error, frames.lost, summary.n_frames)]:
+            (callback or (lambda event: None))(notice)
+        return outputs.finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
-def _frame_targets(folder: Path, every_path: list[Path], output_dir: Path, config: Config) -> tuple[list[Path], list[Path]]:
-    """The frames of `folder` (`every_path`, natural order) to stylize, at most `max_frames`, and the
-    PNG each becomes."""
-    paths = every_path[: config.max_frames]
-    targets = [output_dir / (path.stem + ".png") for path in paths]
-    clashes = sorted({target.name for target in targets if targets.count(target) > 1})
-    if clashes:
-        raise InputError(f"{folder}: several frames would be written as {clashes[0]} (same name, other suffix)")
-    return paths, targets
+def _video_writer(checked: preflight.CheckedVideo, first: io.VideoFrame, config: Config) -> io.VideoWriter:
+    """The output video, at the checked size, in the input's time base and rate, with its audio."""
+    return io.VideoWriter(checked.output, width=checked.width, height=checked.height, time_base=first.time_base,
+                          rate=checked.info.average_rate, crf=config.crf, audio_from=checked.info.path)
 
 
-def _check_frames(paths: list[Path], styles: list[Path], config: Config, emit: Callback) -> list[Path]:
-    """Decode every frame once (reporting `FramesChecked`), and the styles at the frames' size,
-    before any work; returns the frames that will be resized to the first one's size."""
-    frames = io.read_frames(paths, max_side=config.working_side)
-    for done, frame in enumerate(frames, start=1):
-        if done == 1:
-            read_styles(config, styles, long_side=max(frame.shape[:2]))
-        emit(FramesChecked(done, len(paths)))
-    return frames.resized
+def _video_frames(info: io.VideoInfo, config: Config) -> int | None:
+    """How many frames a video run will stylize, if known: the video's, at most `max_frames`."""
+    return min(info.n_frames, config.max_frames or info.n_frames) if info.n_frames else config.max_frames
+
+
+def _with_pts(first: io.VideoFrame, frames: Iterator[io.VideoFrame], pts: list[int]) -> Iterator[np.ndarray]:
+    """The images of `first` and then `frames`, appending each one's pts to `pts` as it is read."""
+    for frame in _chain(first, frames):
+        pts.append(frame.pts)
+        yield frame.image
 
 
 def _device_notice(checkpoint: Checkpoint, progress: Resume, device: torch.device) -> list[Notice]:
@@ -203,26 +165,6 @@ def _device_notice(checkpoint: Checkpoint, progress: Resume, device: torch.devic
         return []
     return [Notice(f"note: the interrupted run used the {before} device and this one uses {device.type}; "
                    "the frames after the resume may differ slightly from an uninterrupted run")]
-
-
-def _collect(checkpoint: Checkpoint, targets: list[Path], *, keep: bool) -> None:
-    """Move (or with `keep`, copy) the finished frames from the work folder to their targets."""
-    if not targets:
-        return
-    try:
-        targets[0].parent.mkdir(exist_ok=True)
-        for index, target in enumerate(targets):
-            source = checkpoint.frame_path(index)
-            if not source.exists() and target.exists():
-                continue  # moved by a run stopped while collecting
-            if keep:
-                temp = io.temp_beside(target)
-                shutil.copyfile(source, temp)
-                source = temp
-            os.replace(source, target)
-    except OSError as error:
-        raise OutputError(f"{targets[0].parent}: cannot move the finished frames there "
-                          f"({error.strerror or error}); they are kept in {checkpoint.folder}") from None
 
 
 @dataclass
@@ -341,116 +283,6 @@ def _explain_out_of_memory(error: BaseException, width: int, height: int, config
                        f"try a smaller --max-side, e.g. --max-side {smaller}")
 
 
-def _finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None, *, keep_frames: bool) -> Summary:
-    """After the output is complete: drop the work folder, then write the stats (so a failure there
-    leaves no work folder behind a complete output)."""
-    if checkpoint is not None and not keep_frames:
-        checkpoint.remove()
-    if stats is not None:
-        _write_stats(stats, summary)
-    return summary
-
-
-def _settings(config: Config, inputs: list[Path], device: str) -> dict:
-    """What must match for a run to be resumed: the settings that shape frames, and the input files.
-    The device actually used is recorded too, but not compared (see `checkpoint.NOT_COMPARED`). A Ray
-    run records that it is one and how it cut the shots, not which cluster it ran on."""
-    ignored = ("max_frames", "crf", "prefetch", "compile", "ray", "ray_cpus", "max_chunk_frames", "seam_frames")
-    # Later passes run over every frame of the run, so a multi-pass run keeps its frame count.
-    values = {k: v for k, v in asdict(config).items() if k not in ignored or (k == "max_frames" and config.passes > 1)}
-    if config.ray is not None:
-        values |= {"ray": True, "max_chunk_frames": config.max_chunk_frames, "seam_frames": config.seam_frames}
-    values["device"] = device
-    files = {f"input file {path}": _file_identity(path) for path in inputs}
-    return json.loads(json.dumps(values | files))  # as JSON would give it back: tuples become lists
-
-
-def _file_identity(path: Path) -> list[int] | None:
-    try:
-        status = path.stat()
-    except OSError:
-        return None  # reading it will fail with a clear error
-    return [status.st_size, status.st_mtime_ns]
-
-
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     yield first
     yield from rest
-
-
-def _check_output(output: Path, *, overwrite: bool, inputs: list[Path]) -> None:
-    """Refuse an output that exists (without overwrite), is an input, or sits in an unwritable folder."""
-    if any(output.resolve() == Path(path).resolve() for path in inputs):
-        raise OutputError(f"{output}: is also an input; choose another output name")
-    if output.is_dir():
-        raise OutputError(f"{output}: is a folder, expected a file name")
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output}: already exists (use --overwrite to replace it)")
-    _check_folder(output.parent if str(output.parent) else Path("."))
-
-
-def _check_output_dir(output_dir: Path, targets: list[Path], *, overwrite: bool, input_dir: Path) -> None:
-    if output_dir.resolve() == input_dir.resolve():
-        raise OutputError(f"{output_dir}: is the input folder; choose another output folder")
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputError(f"{output_dir}: exists and is not a folder")
-    existing = [path for path in targets if path.exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{existing[0]}: already exists (use --overwrite to replace it)")
-    _check_folder(output_dir if output_dir.exists() else output_dir.parent)
-
-
-def _check_folder(folder: Path) -> None:
-    if not folder.is_dir():
-        raise OutputError(f"{folder}: output folder does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{folder}: output folder is not writable")
-
-
-def _check_stats(stats: Path | None, *, inputs: list[Path], outputs: list[Path]) -> None:
-    """Refuse a --stats path that could not be written, before any work. It may go into an output
-    folder the run creates (`frames -o out --stats out/stats.json`)."""
-    if stats is None:
-        return
-    if any(stats.resolve() == Path(path).resolve() for path in [*inputs, *outputs]):
-        raise OutputError(f"{stats}: --stats would overwrite an input or the output; choose another name")
-    if stats.is_dir():
-        raise OutputError(f"{stats}: --stats is a folder, expected a file name")
-    folder = stats.parent if str(stats.parent) else Path(".")
-    created = [output for output in outputs if output.resolve() == folder.resolve() and not output.exists()]
-    _check_folder(created[0].parent if created else folder)
-
-
-def _write_stats(path: Path, summary: Summary) -> None:
-    """Write the run's statistics as JSON, atomically."""
-    data = {
-        "output": str(summary.output),
-        "device": summary.device,
-        "width": summary.width,
-        "height": summary.height,
-        "n_frames": summary.n_frames,
-        "seconds": round(summary.seconds, 3),
-        "phase_seconds": {name: round(value, 3) for name, value in summary.phases.items()},
-        "frames": [asdict(frame) for frame in summary.frames],
-    }
-    if summary.tasks:
-        data["tasks"] = summary.tasks
-    if summary.ray:
-        data["ray"] = summary.ray
-    _atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    try:
-        descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise OutputError(f"{path}: cannot write ({error.strerror})") from None
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException as error:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
-        raise

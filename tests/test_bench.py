@@ -30,11 +30,11 @@ def _conv_flops(width: int, height: int) -> float:
 
 def test_floor_counts_each_convolution_forward_and_back_to_its_input(model):
     image = torch.rand(1, 3, 32, 48)
-    flops, seconds = bench._conv_floor(model, image, bench.Variant("fp32"), repeat=1, warmup=0)
+    flops, seconds = bench.conv_floor(model, image, bench.Variant("fp32"), repeat=1, warmup=0)
     assert flops == 2 * _conv_flops(48, 32)  # the input gradient of a conv costs what its forward does
     assert seconds > 0
     rounded = bench.Variant("bf16", bf16=True, channels_last=True)  # as on CUDA
-    assert bench._conv_floor(model, image, rounded, repeat=1, warmup=0)[0] == flops
+    assert bench.conv_floor(model, image, rounded, repeat=1, warmup=0)[0] == flops
 
 
 def test_times_every_loop_and_the_textbook_does_more_work(model):

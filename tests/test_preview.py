@@ -99,7 +99,7 @@ def test_sheet_has_a_row_per_style_led_by_the_content(tmp_path, styles, preset):
 def test_grid_lays_out_cells_row_by_row():
     cells = [np.full((10, 12, 3), value, np.uint8) for value in (10, 20, 30)]
     sheet = preview.grid(cells, [["a"], ["b"], ["c"]], columns=2)
-    width, height = preview._cell_size(cells, [["a"], ["b"], ["c"]])
+    width, height = preview.cell_size(cells, [["a"], ["b"], ["c"]])
     gap = preview.GAP
     assert sheet.shape == (2 * (height + gap) + gap, 2 * (width + gap) + gap, 3)
     assert sheet[gap, gap + width + gap, 0] == 20 and sheet[gap + height + gap, gap, 0] == 30
@@ -108,12 +108,12 @@ def test_grid_lays_out_cells_row_by_row():
 def test_video_uses_the_middle_of_the_first_shot_or_the_frame_asked(tmp_path):
     clip = tmp_path / "shots.mkv"
     frames = _shots_clip(clip)
-    index, image = preview._pick_frame(clip, FAST, None, lambda event: None)
+    index, image = preview.pick_frame(clip, FAST, None, lambda event: None)
     assert index == 2 and np.array_equal(image, frames[2])
-    index, image = preview._pick_frame(clip, FAST, 6, lambda event: None)
+    index, image = preview.pick_frame(clip, FAST, 6, lambda event: None)
     assert index == 6 and np.array_equal(image, frames[6])
     with pytest.raises(InputError, match="--frame 8 is outside the video"):
-        preview._pick_frame(clip, FAST, 8, lambda event: None)
+        preview.pick_frame(clip, FAST, 8, lambda event: None)
 
 
 def test_estimate_counts_the_budget_of_every_frame_and_pass(tmp_path, styles):
@@ -128,7 +128,7 @@ def test_estimate_counts_the_budget_of_every_frame_and_pass(tmp_path, styles):
 
 
 def test_a_missing_style_is_refused_before_the_frame_is_searched(tmp_path, preset, monkeypatch):
-    monkeypatch.setattr(preview, "_pick_frame", lambda *a, **k: pytest.fail("frame search started"))
+    monkeypatch.setattr(preview, "pick_frame", lambda *a, **k: pytest.fail("frame search started"))
     clip = tmp_path / "shots.mkv"
     _shots_clip(clip)
     with pytest.raises(InputError, match="nope.png"):
@@ -167,7 +167,7 @@ def test_cli_preview_writes_the_sheet_and_the_estimate(tmp_path, styles, preset,
                                       "--no-coarse-to-fine"])
     assert result.exit_code == 0, result.output
     labels = [["content"], *(["red", f"preserve_colors={mode.value}"] for mode in PreserveColors)]
-    width, height = preview._cell_size([np.zeros((24, 32, 3), np.uint8)], labels)
+    width, height = preview.cell_size([np.zeros((24, 32, 3), np.uint8)], labels)
     assert io.read_image(output).shape == (height + 2 * preview.GAP, 4 * (width + preview.GAP) + preview.GAP, 3)
     assert "estimate for the full run" in result.output and "3 on the first frame" in result.output
 

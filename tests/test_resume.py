@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import interrupt_on_call, make_video
 from stylereel.cli.main import _sigterm_as_interrupt
-from stylereel.pipeline import io, passes, run, sequence
+from stylereel.pipeline import io, outputs, passes, run, sequence
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, DeviceError, Interrupted, OutputError
 
@@ -256,13 +256,13 @@ def test_sigint_while_collecting_the_frames_is_one_line_exit_130_and_keeps_the_w
     from stylereel.cli.main import app
     from typer.testing import CliRunner
 
-    collect = run._collect
+    collect = outputs.collect_frames
 
     def interrupted(checkpoint, targets, *, keep):  # one frame moved into place, then Ctrl-C
         collect(checkpoint, targets[:1], keep=keep)
         os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(run, "_collect", interrupted)
+    monkeypatch.setattr(outputs, "collect_frames", interrupted)
     output = tmp_path / "out"
     arguments = ["frames", folder, "-s", style, "-o", output, "--max-side", 32, "--first-iterations", 3,
                  "--iterations", 2, "--device", "cpu", "-q"]

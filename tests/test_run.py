@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from importlib.metadata import version
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import blob_frames, make_image, make_video
-from stylereel.pipeline import io, run, sequence
+from stylereel.pipeline import __version__, io, outputs, run, sequence
 from stylereel.pipeline.config import Config, Init
 from stylereel.pipeline.errors import InputError, OutputError
 from stylereel.pipeline.model import load_vgg19
@@ -248,6 +249,15 @@ def test_stats_report_iterations_run_and_time_per_stage(tmp_path, style):
     assert all(15 <= n < 40 for n in iterations[1:]), iterations  # stopped early, at a reading
     assert set(data["phase_seconds"]) == {"decode", "flow", "optimize", "encode", "checkpoint"}
     assert data["phase_seconds"]["optimize"] > 0 and data["frames"][1]["flow_seconds"] > 0
+    assert data["version"] == __version__
+
+
+def test_stats_name_the_installed_version_of_stylereel(tmp_path):
+    path = tmp_path / "stats.json"
+    outputs.write_stats(path, run.Summary(tmp_path / "out.mp4", 0, 32, 24, "cpu", 1.0))
+    data = json.loads(path.read_text())
+    assert data["version"] == __version__ == version("stylereel")
+    assert list(data)[:2] == ["version", "output"]  # first, so a reader can tell which stylereel wrote the rest
 
 
 # --- everything checkable without the model is checked before it loads ------------------------------

@@ -134,12 +134,12 @@ def test_the_planning_pass_runs_while_the_caller_waits_and_hands_over_its_plan_o
     clip = make_shots_clip(tmp_path / "shots.mkv", (3, 4))
     config = Config(max_side=48)
     events = []
-    with cluster._meanwhile(lambda emit: plan_video(clip.path, config, callback=emit), events.append) as planned:
+    with cluster.plan_meanwhile(lambda emit: plan_video(clip.path, config, callback=emit), events.append) as planned:
         plan = planned()
     assert [(shot.first, shot.last) for shot in plan.shots] == [(0, 2), (3, 6)]
     assert len(events) == 7  # one FramesChecked per frame, through the caller's callback
     with pytest.raises(ConfigError, match="broken"):
-        with cluster._meanwhile(lambda emit: (_ for _ in ()).throw(ConfigError("broken")), events.append) as planned:
+        with cluster.plan_meanwhile(lambda emit: (_ for _ in ()).throw(ConfigError("broken")), events.append) as planned:
             planned()
 
 
@@ -153,7 +153,7 @@ def test_leaving_early_stops_the_planning_pass_at_its_next_frame():
             time.sleep(0.01)
 
     with pytest.raises(RuntimeError, match="joining failed"):
-        with cluster._meanwhile(endless, lambda event: None):
+        with cluster.plan_meanwhile(endless, lambda event: None):
             time.sleep(0.05)
             raise RuntimeError("joining failed")  # as when Ray cannot start
     stopped_at = len(seen)
@@ -228,7 +228,7 @@ def test_each_chunk_comes_with_its_shots_first_frame():
     plan = Plan([Shot(0, 4, 0.0, 4.0), Shot(5, 6, 5.0, 6.0)], list(range(7)), Fraction(1), 4, 4, 0.0)
     chunks = [Chunk(0, 0, 2, 1), Chunk(0, 3, 4), Chunk(1, 5, 6)]
     got = [(chunk, images[:, 0, 0, 0].tolist(), int(first[0, 0, 0])) for chunk, images, first
-           in cluster._frames_of(chunks, iter(frames), plan)]
+           in cluster.task_frames(chunks, iter(frames), plan)]
     assert got == [(chunks[0], [0, 1, 2, 3], 0), (chunks[1], [3, 4], 0), (chunks[2], [5, 6], 5)]
 
 
@@ -282,9 +282,9 @@ def test_over_a_seam_the_output_fades_from_the_tail_into_the_next_chunk(tmp_path
     for index in range(7):
         io.write_image(checkpoint.frame_path(index), np.full((8, 8, 3), 0, np.uint8))
     for index in (3, 4):
-        io.write_image(cluster._tail_path(checkpoint, index), np.full((8, 8, 3), 255, np.uint8))
+        io.write_image(cluster.tail_path(checkpoint, index), np.full((8, 8, 3), 255, np.uint8))
     targets = [tmp_path / "out" / f"{index}.png" for index in range(7)]
-    cluster._write_frames(checkpoint, [Chunk(0, 0, 2, 2), Chunk(0, 3, 6)], targets)
+    cluster.write_frames(checkpoint, [Chunk(0, 0, 2, 2), Chunk(0, 3, 6)], targets)
     # Frame last + k is (1 - k / 3) of the tail and k / 3 of the new chunk: 255 * 2/3, 255 * 1/3, then the chunk's own.
     assert [int(io.read_image(target)[0, 0, 0]) for target in targets] == [0, 0, 0, 170, 85, 0, 0]
 
@@ -302,7 +302,7 @@ def test_ctrl_c_between_planning_and_the_first_task_is_one_interrupted_line_via_
     monkeypatch.setattr(cluster, "check_ray", lambda: None)  # Ray itself is not needed here
     monkeypatch.setattr(cluster, "connect", connected)
     monkeypatch.setattr(cluster, "placement", lambda ray, config: ({"num_cpus": 1}, 1))
-    monkeypatch.setattr(cluster, "_finished", interrupted)
+    monkeypatch.setattr(cluster, "finished_tasks", interrupted)
     output = tmp_path / "out.mp4"
     result = _invoke("video", clip.path, "-s", style, "-o", output, "--max-side", 32, "--ray", "local", "-q")
     assert result.exit_code == 130, result.output
