@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from stylereel.pipeline import __version__
 from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
@@ -80,11 +81,11 @@ Passes = Annotated[Optional[int], typer.Option(
 HoldStep = Annotated[Optional[float], typer.Option(
     "--hold-step", metavar="STEP",
     help="Hold linked pixels to about this mean change per frame (/255). For camera moves over still "
-         "scenes; it smears moving footage (README, Drift). 0 = off.")]
+         "scenes; it smears moving footage (docs/quality.md, Drift). 0 = off.")]
 Residual = Annotated[Optional[float], typer.Option(
     "--residual", metavar="SHARE",
     help="Add this share of the content's change the flow does not explain to each warped frame: keeps "
-         "small moving objects, costs style on busy footage (README, Drift). 0 = off.")]
+         "small moving objects, costs style on busy footage (docs/quality.md, Drift). 0 = off.")]
 Ray = Annotated[Optional[str], typer.Option(
     "--ray", metavar="ADDRESS",
     help="Run the shots as tasks on a Ray cluster: auto (RAY_ADDRESS / the running one), local, or HOST:PORT.")]
@@ -106,8 +107,18 @@ RUN_OPTIONS = (
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"stylereel {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(ctx: typer.Context, debug: Debug = False) -> None:
+def main(
+    ctx: typer.Context, debug: Debug = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print stylereel's version and exit.")] = False,
+) -> None:
     """Paint videos, frame folders and images in the style of an artwork."""
     ctx.obj = {"debug": debug}
 
@@ -124,7 +135,7 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
     extra = {name: options[name] for name in ("resume", "keep_frames") if options.get(name)}
     try:
         config = _config(options)
-        with _sigterm_as_interrupt(), ProgressView(quiet=options["quiet"], console=console) as view:
+        with sigterm_as_interrupt(), ProgressView(quiet=options["quiet"], console=console) as view:
             summary = entry(content, options["style"], output, config, overwrite=options["overwrite"],
                             stats=options["stats"], callback=view.handle, **extra)
         if not options["quiet"]:
@@ -167,7 +178,7 @@ def _max_side(text: str) -> int | str:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C, so `kill` also drops the current frame and keeps the checkpoint."""
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -303,7 +314,7 @@ def preview(
     try:
         settings = _config(locals())
         varied = previews.parse_vary(vary or [])
-        with _sigterm_as_interrupt(), PreviewView(quiet=quiet, console=console) as view:
+        with sigterm_as_interrupt(), PreviewView(quiet=quiet, console=console) as view:
             summary = previews.preview_sheet(content, style, output, settings, vary=varied, frame=frame,
                                              overwrite=overwrite, callback=view.handle)
         if not quiet:

@@ -238,3 +238,11 @@ def test_weights_pooling_and_crf_change_a_real_run(tmp_path, style):
         assert result.exit_code == 0, result.output
         sizes[crf] = output.stat().st_size
     assert sizes[40] < sizes[0]
+
+
+def test_version_prints_the_installed_packages_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"stylereel {version('stylereel')}\n"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import interrupt_on_call, make_video
-from stylereel.cli.main import _sigterm_as_interrupt
+from stylereel.cli.main import sigterm_as_interrupt
 from stylereel.pipeline import io, outputs, passes, run, sequence
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, DeviceError, Interrupted, OutputError
@@ -123,7 +123,7 @@ def test_sigterm_becomes_a_keyboard_interrupt_and_the_previous_handler_comes_bac
     previous = signal.signal(signal.SIGTERM, mine)
     try:
         with pytest.raises(KeyboardInterrupt):
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 assert signal.getsignal(signal.SIGTERM) is not mine
                 os.kill(os.getpid(), signal.SIGTERM)
         assert signal.getsignal(signal.SIGTERM) is mine  # restored, not left as the interrupting one
