@@ -10,7 +10,7 @@ as they arrive and encodes them in order at the end, with the audio and every ti
 
 A long take is cut into chunks of at most `max_chunk_frames`; each chunk but a shot's last also
 stylizes the `seam_frames` after it, and the output cross-fades from that tail into the next chunk
-over those frames, so the seam is spread over several frames instead of a jump (README, Scale out).
+over those frames, so the seam is spread over several frames instead of a jump (docs/scale-out.md, Seams).
 
 This module and `ray_connect` (joining or starting Ray) are the only ones that import `ray`, and
 only inside the functions that need it.

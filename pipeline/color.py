@@ -85,7 +85,7 @@ def keep_colors(stylized: Tensor, content: Tensor) -> Tensor:
     """The stylized image's lightness L* with the content's a* and b*, as sRGB clamped to [0, 1].
 
     Clamping is where the result can depart from the content's a*, b*: a saturated colour made much
-    lighter or darker than it was may have no sRGB value (README, Colour).
+    lighter or darker than it was may have no sRGB value (docs/quality.md, Colour).
     """
     lab = torch.cat((rgb_to_lab(stylized)[:, :1], rgb_to_lab(content)[:, 1:]), dim=1)  # (B, 3, H, W)
     return lab_to_rgb(lab).clamp(0.0, 1.0)

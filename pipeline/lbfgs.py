@@ -11,7 +11,7 @@ iteration (tests/test_lbfgs.py compares the two), except that a rejected pair st
 in the history, that it never stops on its own tolerances (the caller decides when to stop), and
 that until a first curvature pair is kept every step is as short as torch's first: torch's
 second step, after a rejected first pair, is the raw gradient times `lr`, which on a style loss
-(gradients of 1e5 per pixel) threw the pixels to 1e5 and the loss to 1e25 (measured, README).
+(gradients of 1e5 per pixel) threw the pixels to 1e5 and the loss to 1e25 (measured).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def tv_loss(image: Tensor) -> Tensor:
 
 def range_loss(image: Tensor) -> Tensor:
     """Mean squared distance of pixel values from [0, 1] (0 inside it). Departs from Gatys and Ruder:
-    their pixels move freely and the result is clamped once at the end (README, The range term)."""
+    their pixels move freely and the result is clamped once at the end (docs/quality.md, The range term)."""
     return (image - image.clamp(0.0, 1.0)).pow(2).mean()
 
 

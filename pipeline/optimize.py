@@ -96,7 +96,7 @@ def stylize_frame(
 
     `init` is not modified. Pixels move freely during the optimisation and the result is clamped
     to [0, 1], as in Gatys's and Ruder's code: clamping after every step breaks L-BFGS's curvature
-    pairs, and with a strong temporal term that made some frames diverge (measured: README).
+    pairs, and with a strong temporal term that made some frames diverge (docs/design.md, departure 4).
     L-BFGS without a line search is not monotone, so the result is the best point evaluated.
     The loss is read back every REPORT_EVERY iterations, the loop's only device synchronisation;
     with `config.stop_tolerance` > 0 the frame stops once the best loss improved by less than that
@@ -186,7 +186,7 @@ class Optimisation:
         and the first evaluation is the same whatever its weight: the weight can be set from it.
         Against a pull g, the term (1/D) sum m (x - w)^2 with weight lambda stops a pixel at
         x - w = -g D / (2 lambda m) (its quadratic minimum), so lambda = D mean(|g| / m) / (2 step)
-        over held pixels (m > 0.5) keeps their mean move at `step`. Departs from Ruder: README, Drift.
+        over held pixels (m > 0.5) keeps their mean move at `step`. Departs from Ruder: docs/quality.md, Hold step.
         """
         mask = self.targets.mask.sum(0, keepdim=True)  # (1, 1, H, W), all rows
         held = (mask > 0.5).expand_as(gradient)
@@ -214,7 +214,7 @@ def _compiled_frame_losses() -> Callable[..., dict[str, Tensor]]:
 
     Inductor fuses the elementwise work around the convolutions (ReLU and pooling backward, the
     loss terms): 12-23% off a CPU iteration, after compiling one graph per frame size and loss
-    shape, tens of seconds each (measured: README). Where it cannot compile (no C++ compiler, say)
+    shape, tens of seconds each (docs/speed.md, One iteration). Where it cannot compile (no C++ compiler, say)
     dynamo falls back to running eagerly.
     """
     import torch._dynamo  # loaded only when asked for

@@ -241,8 +241,8 @@ def placement(ray: ModuleType, config: Config) -> tuple[dict[str, Any], int]:
 def task_cpus(config: Config) -> int:
     """CPUs a task asks for where there are no GPUs: `ray_cpus`, or for 0 as many as torch runs on in
     this process with `--ray local` and 1 on a cluster. A task runs torch on as many threads as it
-    holds, and on some CPUs the thread count changes the rounding and so the frames (README, Scale
-    out): on one machine a task then computes what a local run computes, and on a cluster as many
+    holds, and on some CPUs the thread count changes the rounding and so the frames
+    (docs/scale-out.md, Same result as a local run): on one machine a task then computes what a local run computes, and on a cluster as many
     shots run at once as there are CPUs."""
     if config.ray_cpus:
         return config.ray_cpus

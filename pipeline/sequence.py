@@ -374,7 +374,7 @@ def _continue_shot(shot: Session, content: torch.Tensor, chain: Chain, link: Lin
     init = initial_image(config.init, content, chain.stylized[-1], link)
     emit(FrameStarted(index, config.iterations))
     # With settle, a frame that starts from the one before stops once it is as close to its
-    # content and style as that one: the shot keeps the look its first frame reached (README, Drift).
+    # content and style as that one: the shot keeps the look its first frame reached (docs/quality.md, Drift).
     settles = config.settle and config.init in (Init.prev_warped, Init.prev)
     return stylize_frame(shot.model, init, targets, config=config, n_iters=config.iterations, callback=emit,
                          level=chain.level if settles else None)
@@ -400,7 +400,7 @@ def chain_view(mode: PreserveColors, frame: np.ndarray) -> np.ndarray:
 
 
 def _capped_notice(index: int, config: Config) -> str:
-    """Why a chain whose first frame hit its budget drifts, and what to do (issue 9; README, Drift)."""
+    """Why a chain whose first frame hit its budget drifts, and what to do (docs/quality.md, Drift)."""
     return (f"frame {index + 1}: the shot's first frame used its whole budget (--first-iterations "
             f"{config.first_iterations}) without settling; later frames will carry on converging and the "
             f"shot's look may drift: a larger --first-iterations lets it settle first")
@@ -485,7 +485,7 @@ def rung_budgets(n_rungs: int, config: Config) -> list[int]:
 
     Why a smaller budget above: the loss the optimiser sees is that of unclamped pixels, and a rung
     warm-started from below keeps lowering it slowly, so early stopping lets it run long, while the
-    delivered (clamped) image gets worse: at 512 px (README, ladder) the top rung's delivered style
+    delivered (clamped) image gets worse: at 512 px (docs/speed.md, The coarse-to-fine ladder) the top rung's delivered style
     loss rose from 6.3e4 after 20 iterations to 1.18e5 after 100 and 1.42e5 after 280.
     """
     above = min(config.rung_iterations, config.first_iterations)
@@ -534,7 +534,7 @@ STILL_EXACT = 0.01
 # Smallest content change (largest per-channel difference, [0, 1] units, about 8/255) that `residual`
 # carries into the warped result; below it, frame-to-frame compression noise.
 RESIDUAL_FLOOR = 0.03
-STILL_WINDOW = 3  # ... over each pixel's 3x3 neighbourhood (5x5 left the occluder's revealed/static at 3.11, 3x3 2.46: README)
+STILL_WINDOW = 3  # ... over each pixel's 3x3 neighbourhood (5x5 left the occluder's revealed/static at 3.11, 3x3 2.46: docs/quality.md)
 
 
 @dataclass(frozen=True)
@@ -589,7 +589,7 @@ def link_frames(config: Config, flows: Flows, content: torch.Tensor, earlier: li
     if len(masks) > 1:
         # Departs from Ruder eq. 9: a nearer frame holds a pixel only if its link explains the content
         # about as well as the best one; a dragged flow to t-1 that passes the checks must not win
-        # over t-4's exact link in place (README, Long-term consistency).
+        # over t-4's exact link in place (docs/quality.md, Long-term consistency).
         masks = flow.best_explained(masks, torch.cat(errors), margin=LINK_MARGIN)
     return Link(torch.cat(warped), flow.closest_first(masks), unlinked, False)
 
@@ -600,7 +600,7 @@ def _unexplained(previous_content: torch.Tensor, content: torch.Tensor, backward
 
     Each warp blurs and misplaces a few-pixel object a little, and the content layer (8 px per
     feature) barely sees an object that size, so a chain loses it within a few dozen frames; the
-    content's own change puts it back (departs from Ruder: README, Drift).
+    content's own change puts it back (departs from Ruder: docs/quality.md, Residual).
     """
     change = content - flow.warp(previous_content, backward)  # (1, 3, H, W)
     return change * (change.abs().amax(1, keepdim=True) > RESIDUAL_FLOOR).to(change.dtype)
@@ -612,7 +612,7 @@ def _in_place(stylized: torch.Tensor, previous_content: torch.Tensor, content: t
     is unchanged there and the flow could not link them or explains them worse.
 
     DIS drags the background behind a moving occluder along with it, so the flow check rejects, or
-    links to the wrong place, exactly the background that reappears (README, Long-term consistency).
+    links to the wrong place, exactly the background that reappears (docs/quality.md, Long-term consistency).
     Replacing a link the flow made needs the pixel's neighbourhood unchanged too: in a pan over a
     mild texture a pixel can look unchanged in place while the picture moves.
     """

@@ -39,7 +39,7 @@ class Shot:
 @dataclass(frozen=True)
 class Chunk:
     """One Ray task: frames `first` .. `last` of shot `shot`, plus `tail` frames after `last` that
-    it also stylizes so the next chunk of the same shot can cross-fade out of it (README, Scale out)."""
+    it also stylizes so the next chunk of the same shot can cross-fade out of it (docs/scale-out.md, Seams)."""
 
     shot: int
     first: int
@@ -163,7 +163,7 @@ def split_shots(shots: list[Shot], *, max_chunk_frames: int, seam_frames: int,
     With `motion` (per frame, `Plan.motion`), each boundary moves up to `max_chunk_frames // 8`
     frames from the even split to where the footage is calmest over the cross-fade that follows
     it (the least largest motion over its pairs), so a seam lands where consecutive frames differ
-    least anyway (README, Scale out).
+    least anyway (docs/scale-out.md, Seams).
     """
     chunks = []
     for number, shot in enumerate(shots):

@@ -15,7 +15,7 @@ from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, Interrupted
 
 TINY = replace(Config(), max_side=32, first_iterations=4, iterations=2, device="cpu", style_weight=1e-2)
-# The bound the README states for luminance mode (mean a*b* difference to the content, CIELAB units).
+# The bound docs/quality.md states for luminance mode (mean a*b* difference to the content, CIELAB units).
 LUMINANCE_BOUND = 3.0
 
 

@@ -402,7 +402,7 @@ def test_cuda_runs_choose_deterministic_convolutions(monkeypatch):
     assert torch.backends.cudnn.benchmark is False and torch.backends.cudnn.deterministic is True
 
 
-# --- behaviours the README documents, each in a real run ----------------------------------------------
+# --- behaviours the README and docs/ document, each in a real run ----------------------------------------------
 
 
 def test_init_random_depends_on_the_seed(tmp_path, style):
