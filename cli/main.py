@@ -23,7 +23,9 @@ from stylereel.pipeline import evaluate as evaluation
 from stylereel.pipeline import run
 from stylereel.pipeline import preview as previews
 from stylereel.pipeline import shots as planning
-from stylereel.pipeline.config import SOURCE, Config, Device, Flow, Init, Optimizer, Precision, PreserveColors, load_config
+from stylereel.pipeline.config import (
+    SOURCE, Config, Device, Engine, Flow, Init, Optimizer, Precision, PreserveColors, load_config,
+)
 from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
 from .progress import (
@@ -89,6 +91,11 @@ Residual = Annotated[Optional[float], typer.Option(
 Ray = Annotated[Optional[str], typer.Option(
     "--ray", metavar="ADDRESS",
     help="Run the shots as tasks on a Ray cluster: auto (RAY_ADDRESS / the running one), local, or HOST:PORT.")]
+EngineOption = Annotated[Optional[Engine], typer.Option(
+    "--engine", help="optimize: each frame's pixels (the papers' method); network: train a small network on the clip "
+    "with the same losses, then run it over every frame (much faster on long clips; docs/speed.md).")]
+TrainIterations = Annotated[Optional[int], typer.Option(
+    "--train-iterations", metavar="N", help="--engine network: training steps (one pair of frames each).")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -103,7 +110,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
-    "settle", "long_term", "passes", "hold_step", "residual", "preserve_colors", "ray",
+    "settle", "long_term", "passes", "hold_step", "residual", "preserve_colors", "ray", "engine", "train_iterations",
 )
 
 
@@ -210,7 +217,8 @@ def video(
     seed: Seed = None, max_frames: MaxFrames = None, crf: Crf = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
-    hold_step: HoldStep = None, residual: Residual = None,
+    hold_step: HoldStep = None, residual: Residual = None, engine: EngineOption = None,
+    train_iterations: TrainIterations = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -234,7 +242,8 @@ def frames(
     seed: Seed = None, max_frames: MaxFrames = None, weights: Weights = None,
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
-    hold_step: HoldStep = None, residual: Residual = None,
+    hold_step: HoldStep = None, residual: Residual = None, engine: EngineOption = None,
+    train_iterations: TrainIterations = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:

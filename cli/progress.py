@@ -15,7 +15,7 @@ from rich.progress import (
 from rich.table import Table
 from stylereel.pipeline.bench import TEXTBOOK, SizeResult
 from stylereel.pipeline.evaluate import Evaluation
-from stylereel.pipeline.events import CellDone, PreviewStarted, TasksChanged
+from stylereel.pipeline.events import CellDone, PreviewStarted, TasksChanged, TrainStep
 from stylereel.pipeline.optimize import IterationDone
 from stylereel.pipeline.preview import PreviewSummary
 from stylereel.pipeline.run import Event, FrameDone, FramesChecked, FrameStarted, Notice, RunStarted, Summary
@@ -88,6 +88,10 @@ class ProgressView:
             self.progress.update(self.iterations_task, completed=event.iteration, **({"detail": detail} if detail else {}))
         elif isinstance(event, FrameDone):
             self.progress.update(self.frames_task, advance=1, detail=_fpm(self.progress, self.frames_task) + self.tasks)
+        elif isinstance(event, TrainStep):
+            if event.step == 1:
+                self.progress.reset(self.iterations_task, total=event.total, detail="training")
+            self.progress.update(self.iterations_task, completed=event.step, detail=f"training, loss {event.loss:.4g}")
         elif isinstance(event, TasksChanged):
             self.tasks = (f" | tasks: {event.running} running, {event.queued} queued, {event.waiting} waiting; "
                           f"{event.workers} worker(s)")
@@ -165,6 +169,10 @@ def print_summary(console: Console, summary: Summary) -> None:
         f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {escape(str(summary.output))}",
         soft_wrap=True,
     )
+    if summary.train:
+        infer = summary.phases.get("infer", 0.0) / max(summary.n_frames, 1) * 1e3
+        console.print(f"network: trained {summary.train['steps']} steps in {summary.train['seconds']:.1f} s, "
+                      f"painted at {infer:.0f} ms/frame", soft_wrap=True)
 
 
 def print_shots(console: Console, plan: Plan) -> None:

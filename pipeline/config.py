@@ -80,6 +80,13 @@ class Flow(str, enum.Enum):
     none = "none"
 
 
+class Engine(str, enum.Enum):
+    """What paints the frames of a video or frame folder."""
+
+    optimize = "optimize"  # optimise each frame's pixels (Gatys, Ruder): the papers' method
+    network = "network"  # train a small network on the clip with the same losses, then run it over every frame
+
+
 @dataclass(frozen=True)
 class Config:
     # what the losses look at
@@ -131,10 +138,15 @@ class Config:
     ray_cpus: int = 0  # CPUs per task where there are no GPUs (else one GPU); 0: --ray local torch's threads here, else 1
     max_chunk_frames: int = 240  # --ray: a longer shot is cut into chunks of at most this many frames
     seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
+    # the network engine (pipeline/train.py)
+    engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
+    train_iterations: int = 1000  # network: Adam steps of training, one pair of consecutive frames each
+    train_crop: int = 256  # network: side of the random square each training step crops from a pair, in pixels
+    network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
-                           ("precision", Precision), ("preserve_colors", PreserveColors)):
+                           ("precision", Precision), ("preserve_colors", PreserveColors), ("engine", Engine)):
             try:
                 object.__setattr__(self, name, kind(getattr(self, name)))  # accept plain strings too
             except ValueError:
@@ -162,7 +174,9 @@ class Config:
             raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
-        _check_positive(self, "max_chunk_frames")
+        _check_positive(self, "max_chunk_frames", "train_iterations", "network_width")
+        if self.train_crop < 32:
+            raise ConfigError(f"train_crop must be at least 32 pixels, got {self.train_crop}")
         _check_non_negative(self, "seam_frames")
         if self.seam_frames >= self.max_chunk_frames:
             raise ConfigError(f"seam_frames ({self.seam_frames}) must be below max_chunk_frames ({self.max_chunk_frames})")

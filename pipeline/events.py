@@ -45,6 +45,16 @@ class FrameDone:
 
 
 @dataclass(frozen=True)
+class TrainStep:
+    """The network engine finished training step `step` of `total` (`train.train_network`)."""
+
+    step: int
+    total: int
+    loss: float
+    seconds: float  # since training started
+
+
+@dataclass(frozen=True)
 class TasksChanged:
     """A Ray run's tasks (shots or chunks of shots): running, submitted but waiting, not yet submitted."""
 
@@ -80,5 +90,5 @@ class CellDone:
 
 
 Event = (RunStarted | FramesChecked | FrameStarted | IterationDone | FrameDone | TasksChanged | Notice | PreviewStarted
-         | CellDone)
+         | CellDone | TrainStep)
 Callback = Callable[[Event], None]

@@ -36,6 +36,7 @@ class Summary:
     phases: dict[str, float] = field(default_factory=dict)  # seconds in each stage (decode, optimize...; --ray: plan)
     tasks: list[dict] = field(default_factory=list)  # --ray: per task its frames, node, seconds, retries
     ray: dict = field(default_factory=dict)  # --ray: the driver's memory budget and peak, in bytes
+    train: dict = field(default_factory=dict)  # --engine network: training steps and seconds
 
 
 def finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None, *, keep_frames: bool) -> Summary:
@@ -73,6 +74,8 @@ def write_stats(path: Path, summary: Summary) -> None:
         data["tasks"] = summary.tasks
     if summary.ray:
         data["ray"] = summary.ray
+    if summary.train:
+        data["train"] = {"steps": summary.train["steps"], "seconds": round(summary.train["seconds"], 3)}
     _atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import io, outputs, preflight
+from . import io, learned, outputs, preflight
 from .checkpoint import Checkpoint, Resume
-from .config import Config
+from .config import Config, Engine
 from .errors import DeviceError, InputError, Interrupted
 from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
@@ -75,6 +75,10 @@ def stylize_frames(
     done; `resume` continues an interrupted run. With `config.ray` the shots run as tasks on a Ray
     cluster (`cluster.stylize_frames_on_ray`).
     """
+    if config.engine == Engine.network:
+        learned.check_engine(config, resume=resume)
+        return learned.stylize_frames_with_network(folder, styles, output_dir, config, overwrite=overwrite,
+                                                   stats=stats, callback=callback)
     if config.ray is not None:
         from .cluster import stylize_frames_on_ray
 
@@ -110,6 +114,10 @@ def stylize_video(
     Finished frames are checkpointed in `<output>.parts/`; `resume` continues an interrupted run.
     With `config.ray` the shots run as tasks on a Ray cluster (`cluster.stylize_video_on_ray`).
     """
+    if config.engine == Engine.network:
+        learned.check_engine(config, resume=resume)
+        return learned.stylize_video_with_network(content, styles, output, config, overwrite=overwrite, stats=stats,
+                                                  callback=callback)
     if config.ray is not None:
         from .cluster import stylize_video_on_ray  # the only module that imports Ray, and only then
 

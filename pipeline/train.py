@@ -1,0 +1,124 @@
+"""Training the network engine on one clip, then painting its frames: a flat recipe.
+
+The network (`network.TransformNet`) learns the clip's own frames with the optimiser's losses: the
+content loss and the style Grams of the run (`optimize.frame_losses`, the same weights, layers,
+blend and style scale), the TV term, and Ruder et al. 2016's temporal loss between its outputs on
+two consecutive frames, the first warped into the second along the content's flow, outside
+occlusions (`sequence.flow_and_mask` and the photometric check, as the chain links frames). Each
+step takes one pair of consecutive frames of one shot (no pair crosses a cut), the same random crop
+of both (brush strokes keep their scale, and a step costs the crop's size, not the frame's), and
+one Adam step. Texler et al. 2020 train a per-video network on patches too, from painted keyframes.
+
+Convention: frames are uint8 (H, W, 3) RGB as the chain sees them (`sequence.chain_view`); images
+on the device are (B, 3, H, W) RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import flow, io
+from .config import Config, Flow
+from .events import Callback, TrainStep
+from .losses import temporal_loss
+from .network import TransformNet
+from .optimize import Targets, content_targets, frame_losses
+from .sequence import Session, flow_and_mask
+
+LEARNING_RATE = 1e-3  # Adam's step size (Johnson et al. 2016)
+BATCH = 4  # frames the network paints at once
+
+
+def training_pairs(n_frames: int, shot_starts: Iterable[int]) -> list[int]:
+    """The frames t whose pair (t, t+1) lies within one shot: no pair crosses a cut."""
+    starts = set(shot_starts)
+    return [index for index in range(n_frames - 1) if index + 1 not in starts]
+
+
+def train_network(session: Session, frames: list[np.ndarray], shot_starts: list[int], *, steps: int,
+                  emit: Callback, network: TransformNet | None = None, start: int = 0) -> TransformNet:
+    """Train a network on `frames` for `steps` Adam steps (from step `start` of a given `network`)
+    and return it in eval mode; reports a `TrainStep` after each step. Seeded by `config.seed`:
+    the same frames and settings give the same network on the same device and threads."""
+    config, device = session.config, session.device
+    network = (network or TransformNet(width=config.network_width)).to(device).train()
+    optimiser = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
+    pairs = training_pairs(len(frames), shot_starts) or [None]  # a one-frame clip: frames alone
+    generator = torch.Generator().manual_seed(config.seed)
+    began = time.perf_counter()
+    for step in range(start, steps):
+        # Sample a pair and a crop; the second frame of a pair is held to the first's output, warped.
+        first = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
+        contents, link = sample_pair(config, frames, first, generator)
+        outputs = network(contents.to(device))  # (B, 3, h, w), B = 2 for a pair
+        targets = Targets(content_targets(session.model, contents.to(device), config), session.grams)
+        loss = frame_losses(session.model, outputs, targets, config)["total"]
+        if link is not None and config.temporal_weight > 0:
+            backward, mask = (tensor.to(device) for tensor in link)
+            loss = loss + config.temporal_weight * temporal_loss(outputs[1:], flow.warp(outputs[:1], backward), mask)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        emit(TrainStep(step + 1, steps, float(loss.detach()), time.perf_counter() - began))
+    return network.eval()
+
+
+def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, generator: torch.Generator
+            ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+    """The crop of a pair's two frames (2, 3, h, w) and the link from the second back to the first
+    (flow (1, 2, h, w), mask (1, 1, h, w)); for no pair, one random frame and no link."""
+    if first is None:
+        index = int(torch.randint(len(frames), (1,), generator=generator))
+        return _crop([io.to_tensor(frames[index])], config.train_crop, generator)[0], None
+    previous, current = io.to_tensor(frames[first]), io.to_tensor(frames[first + 1])  # (1, 3, H, W) each
+    forward = backward = None
+    if config.flow != Flow.none:
+        forward = flow.optical_flow(frames[first], frames[first + 1], method=config.flow)
+        backward = flow.optical_flow(frames[first + 1], frames[first], method=config.flow)
+    backward, mask = flow_and_mask(forward, backward, current)
+    mask = mask * flow.photometric_mask(previous, current, backward)
+    cropped = _crop([torch.cat([previous, current]), backward, mask], config.train_crop, generator)
+    contents, backward, mask = cropped
+    return contents, (backward, mask * _lands_inside(backward))
+
+
+def _crop(tensors: list[Tensor], side: int, generator: torch.Generator) -> list[Tensor]:
+    """The same random window of at most `side` x `side` pixels of each (B, C, H, W) tensor."""
+    h, w = tensors[0].shape[-2:]
+    ch, cw = min(side, h), min(side, w)
+    top = int(torch.randint(h - ch + 1, (1,), generator=generator))
+    left = int(torch.randint(w - cw + 1, (1,), generator=generator))
+    return [tensor[..., top : top + ch, left : left + cw] for tensor in tensors]
+
+
+def _lands_inside(backward: Tensor) -> Tensor:
+    """1 where a pixel's flow lands inside the crop (its warped value is real), else 0: (1, 1, h, w)."""
+    h, w = backward.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=backward.dtype), torch.arange(w, dtype=backward.dtype),
+                            indexing="ij")
+    x, y = xs + backward[:, 0], ys + backward[:, 1]  # (1, h, w)
+    return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(backward.dtype)[:, None]
+
+
+def paint(network: TransformNet, frames: Iterable[np.ndarray], device: torch.device) -> Iterator[np.ndarray]:
+    """Each of `frames` (uint8 (H, W, 3)) through the network, in order, `BATCH` at a time."""
+    batch: list[np.ndarray] = []
+    with torch.no_grad():
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == BATCH:
+                yield from _paint_batch(network, batch, device)
+                batch = []
+        yield from _paint_batch(network, batch, device)
+
+
+def _paint_batch(network: TransformNet, batch: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
+    if not batch:
+        return []
+    images = torch.cat([io.to_tensor(frame) for frame in batch]).to(device)  # (B, 3, H, W)
+    return [io.to_array(image[None]) for image in network(images).cpu()]

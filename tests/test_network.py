@@ -1,0 +1,151 @@
+"""The network engine (`--engine network`): the network, its model files, training and a whole run."""
+
+import copy
+import json
+from dataclasses import replace
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import make_shots_clip, shot_frames
+from safetensors.torch import save_file
+from stylereel.cli.main import app
+from stylereel.pipeline import flow, io, run, train
+from stylereel.pipeline.config import Config
+from stylereel.pipeline.errors import InputError
+from stylereel.pipeline.losses import temporal_loss
+from stylereel.pipeline.network import MODEL_KEY, TransformNet, load_network, save_network
+from stylereel.pipeline.optimize import Targets, content_targets, frame_losses
+from stylereel.pipeline.sequence import prepare_session
+from typer.testing import CliRunner
+
+TINY = Config(max_side=32, device="cpu", engine="network", train_iterations=12, train_crop=32, network_width=4)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (27, 33), (17, 50)])
+def test_any_frame_size_comes_out_at_its_own_size_in_zero_one(size):
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        painted = TransformNet(width=4, n_residual=1)(image)
+    assert painted.shape == image.shape and 0 <= float(painted.min()) and float(painted.max()) <= 1
+
+
+def test_no_training_pair_crosses_a_cut():
+    assert train.training_pairs(7, [0, 3, 5]) == [0, 1, 3, 5]
+    assert train.training_pairs(1, [0]) == []
+
+
+def _loss_on(network, session, frames) -> float:
+    """The losses the network is trained on, over every frame (no temporal term), without training."""
+    contents = torch.cat([io.to_tensor(frame) for frame in frames])
+    with torch.no_grad():
+        targets = Targets(content_targets(session.model, contents, session.config), session.grams)
+        return float(frame_losses(session.model, network(contents), targets, session.config)["total"])
+
+
+def test_a_tiny_network_learns_a_4_frame_clip(style):
+    frames = shot_frames((4,), (32, 32))
+    config = replace(TINY, train_iterations=40)
+    session = prepare_session(config, [style], size=(32, 32))
+    torch.manual_seed(0)
+    untrained = TransformNet(width=4)
+    before = _loss_on(untrained, session, frames)
+    steps = []
+    trained = train.train_network(session, frames, [0], steps=40, emit=steps.append, network=copy.deepcopy(untrained))
+    assert [step.step for step in steps] == list(range(1, 41)) and steps[-1].total == 40
+    assert _loss_on(trained, session, frames) < 0.5 * before
+
+
+def test_the_temporal_term_is_zero_when_the_outputs_equal_their_warped_predecessors():
+    still = shot_frames((1,), (32, 32))[0]
+    generator = torch.Generator().manual_seed(0)
+    contents, (backward, mask) = train.sample_pair(TINY, [still, still], 0, generator)
+    network = TransformNet(width=4, n_residual=1).eval()
+    with torch.no_grad():
+        outputs = network(contents)  # the same frame twice: the same output twice
+        assert float(mask.mean()) > 0.9  # a still pair is linked almost everywhere
+        assert float(temporal_loss(outputs[1:], flow.warp(outputs[:1], backward), mask)) == pytest.approx(0, abs=1e-10)
+        shifted = outputs[1:].roll(3, dims=-1)  # and not zero when they differ
+        assert float(temporal_loss(shifted, flow.warp(outputs[:1], backward), mask)) > 1e-4
+
+
+def test_a_saved_model_loads_to_identical_outputs(tmp_path):
+    torch.manual_seed(1)
+    network = TransformNet(width=4, n_residual=2).eval()
+    save_network(tmp_path / "model.safetensors", network, {"style_weight": 1e-4})
+    loaded, trained_for = load_network(tmp_path / "model.safetensors")
+    image = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        assert torch.equal(loaded(image), network(image))
+    assert trained_for == {"style_weight": 1e-4}
+    assert [path.name for path in tmp_path.iterdir()] == ["model.safetensors"]  # no temporary file left
+
+
+def _describe(**changes) -> dict[str, str]:
+    description = {"architecture": "stylereel-transform", "version": 1, "width": 4, "n_residual": 2, "trained_for": {}}
+    return {MODEL_KEY: json.dumps(description | changes)}
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("missing", "no such model file"),
+    ("not safetensors", "not a model file"),
+    ("foreign", "not a stylereel model"),
+    ("another architecture", "holds a 'esrgan' network"),
+    ("another version", "architecture version 99"),
+    ("damaged tensors", "do not fit the network"),
+])
+def test_a_bad_model_file_is_one_clear_error_naming_it(tmp_path, kind, words):
+    path = tmp_path / "model.safetensors"
+    tensors = {name: value.contiguous() for name, value in TransformNet(width=4, n_residual=2).state_dict().items()}
+    if kind == "not safetensors":
+        path.write_bytes(b"\x00" * 64)
+    elif kind == "foreign":
+        save_file(tensors, str(path), metadata={"format": "pt"})
+    elif kind == "another architecture":
+        save_file(tensors, str(path), metadata=_describe(architecture="esrgan"))
+    elif kind == "another version":
+        save_file(tensors, str(path), metadata=_describe(version=99))
+    elif kind == "damaged tensors":
+        save_file({name: value[..., :1].contiguous() for name, value in tensors.items()}, str(path),
+                  metadata=_describe())
+    with pytest.raises(InputError, match=words) as caught:
+        load_network(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_network_run_keeps_frame_count_timestamps_and_audio(tmp_path, style):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (3, 4))
+    output, stats = tmp_path / "out.mp4", tmp_path / "stats.json"
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "video", clip.path, "-s", style, "-o", output, "--engine", "network", "--train-iterations", 6,
+        "--max-side", 32, "--device", "cpu", "--stats", stats)])
+    assert result.exit_code == 0, result.output
+    with av.open(str(output)) as container:
+        times = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
+        kinds = [stream.type for stream in container.streams]
+    assert times == pytest.approx([index / 24 for index in range(7)], abs=1e-3)
+    assert kinds == ["video", "audio"]
+    recorded = json.loads(stats.read_text())
+    assert recorded["train"]["steps"] == 6 and set(recorded["phase_seconds"]) == {"train", "infer"}
+    assert [frame["scene_cut"] for frame in recorded["frames"]] == [False, False, False, True, False, False, False]
+
+
+def test_a_frame_folder_of_odd_sized_frames_comes_out_at_their_size(tmp_path, style):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, frame in enumerate(shot_frames((3,), (33, 27))):
+        io.write_image(folder / f"{index}.png", frame)
+    summary = run.stylize_frames(folder, [style], tmp_path / "out", replace(TINY, max_side="source"))
+    assert summary.n_frames == 3
+    assert [io.read_image(tmp_path / "out" / f"{index}.png").shape for index in range(3)] == [(27, 33, 3)] * 3
+
+
+def test_what_the_network_engine_cannot_do_yet_is_one_line_before_any_work(tmp_path, style):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (2,))
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "video", clip.path, "-s", style, "-o", tmp_path / "out.mp4", "--engine", "network", "--resume")])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --resume is not available with --engine network yet; run again without it"
+    assert not (tmp_path / "out.mp4").exists()
