@@ -96,6 +96,9 @@ EngineOption = Annotated[Optional[Engine], typer.Option(
     "with the same losses, then run it over every frame (much faster on long clips; docs/speed.md).")]
 TrainIterations = Annotated[Optional[int], typer.Option(
     "--train-iterations", metavar="N", help="--engine network: training steps (one pair of frames each).")]
+Refine = Annotated[Optional[int], typer.Option(
+    "--refine", metavar="N", help="--engine network: then at most N iterations of the per-frame optimisation "
+    "on each frame, from the network's output (0 = none).")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -110,7 +113,7 @@ RUN_OPTIONS = (
     "style_blend", "style_scale", "max_side", "iterations", "first_iterations", "content_weight",
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
-    "settle", "long_term", "passes", "hold_step", "residual", "preserve_colors", "ray", "engine", "train_iterations",
+    "settle", "long_term", "passes", "hold_step", "residual", "preserve_colors", "ray", "engine", "train_iterations", "refine",
 )
 
 
@@ -218,7 +221,7 @@ def video(
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     hold_step: HoldStep = None, residual: Residual = None, engine: EngineOption = None,
-    train_iterations: TrainIterations = None,
+    train_iterations: TrainIterations = None, refine: Refine = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -243,7 +246,7 @@ def frames(
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     hold_step: HoldStep = None, residual: Residual = None, engine: EngineOption = None,
-    train_iterations: TrainIterations = None,
+    train_iterations: TrainIterations = None, refine: Refine = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:

@@ -143,6 +143,7 @@ class Config:
     train_iterations: int = 1000  # network: Adam steps of training, one pair of consecutive frames each
     train_crop: int = 256  # network: side of the random square each training step crops from a pair, in pixels
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
+    refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
@@ -159,7 +160,7 @@ class Config:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
             self, "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight",
-            "stop_tolerance", "prefetch", "hold_step", "residual", "ray_cpus",
+            "stop_tolerance", "prefetch", "hold_step", "residual", "ray_cpus", "refine",
         )
         if len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(

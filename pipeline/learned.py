@@ -9,22 +9,24 @@ frame through it into the output, with the same checks, formats, timestamps and 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from . import io, outputs, preflight
+from . import flow, io, outputs, preflight
 from .config import Config
 from .errors import ConfigError, InputError, Interrupted
-from .events import Callback, FrameDone, RunStarted
+from .events import Callback, FrameDone, FrameStarted, RunStarted
 from .network import TransformNet
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
 from .sequence import Colors, Session, chain_view, check_frame_size, prepare_session, read_styles, shot_session
 from .shots import scan
-from .train import paint, train_network
+from .optimize import Targets, content_targets, stylize_frame
+from .train import pair_link, paint, train_network
 
 
 def check_engine(config: Config, *, resume: bool) -> None:
@@ -118,17 +120,41 @@ def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: C
 
 
 def _painted(trained: _Trained, emit: Callback) -> Iterator[tuple[np.ndarray, FrameDone]]:
-    """Each frame through the network, with its colours back under `luminance`, and its record."""
+    """Each frame through the network (and `refine` iterations of the optimiser), with its colours
+    back under `luminance`, and its record."""
     colors = Colors(trained.session.config.preserve_colors)
+    painted = paint(trained.network, trained.seen, trained.session.device)
     began = time.perf_counter()
-    for index, image in enumerate(paint(trained.network, trained.seen, trained.session.device)):
+    for index, (image, iterations) in enumerate(_refined(trained, painted, emit)):
         colors.originals[index] = trained.frames[index]
         done = time.perf_counter()
-        record = FrameDone(index, 0, done - began, {}, index in trained.starts[1:])
+        record = FrameDone(index, iterations, done - began, {}, index in trained.starts[1:])
         trained.infer_seconds += done - began
         emit(record)
         yield colors.output(index, image), record
         began = time.perf_counter()
+
+
+def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback) -> Iterator[tuple[np.ndarray, int]]:
+    """Each painted frame after at most `config.refine` iterations of the per-frame optimisation
+    started from it, held by Ruder's temporal loss to its refined predecessor warped into it
+    (within a shot), and how many iterations it took. With `refine` 0, the frames as painted."""
+    config, model, device = trained.session.config, trained.session.model, trained.session.device
+    previous = None
+    for index, image in enumerate(painted):
+        if not config.refine:
+            yield image, 0
+            continue
+        content = io.to_tensor(trained.seen[index]).to(device)
+        targets = Targets(content_targets(model, content, config), trained.session.grams)
+        if previous is not None and index not in trained.starts:
+            backward, mask = pair_link(config, trained.seen[index - 1], trained.seen[index])
+            targets = dataclasses.replace(targets, warped=flow.warp(previous, backward.to(device)), mask=mask.to(device))
+        emit(FrameStarted(index, config.refine))
+        result = stylize_frame(model, io.to_tensor(image).to(device), targets, config=config, n_iters=config.refine,
+                               callback=emit)
+        previous = result.image
+        yield io.to_array(result.image), result.iterations
 
 
 def _summary(trained: _Trained, output: Path, records: list[FrameDone]) -> Summary:

@@ -75,16 +75,23 @@ def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, gen
     if first is None:
         index = int(torch.randint(len(frames), (1,), generator=generator))
         return _crop([io.to_tensor(frames[index])], config.train_crop, generator)[0], None
-    previous, current = io.to_tensor(frames[first]), io.to_tensor(frames[first + 1])  # (1, 3, H, W) each
+    backward, mask = pair_link(config, frames[first], frames[first + 1])
+    contents = torch.cat([io.to_tensor(frames[first]), io.to_tensor(frames[first + 1])])  # (2, 3, H, W)
+    contents, backward, mask = _crop([contents, backward, mask], config.train_crop, generator)
+    return contents, (backward, mask * _lands_inside(backward))
+
+
+def pair_link(config: Config, previous: np.ndarray, current: np.ndarray) -> tuple[Tensor, Tensor]:
+    """How frame `current` links back to `previous` (uint8 (H, W, 3) both), as the chain links
+    frames: the flow from `current` to `previous` (1, 2, H, W) and the mask of pixels it explains
+    (1, 1, H, W): Ruder's occlusion checks times the photometric check. On the CPU."""
+    earlier, content = io.to_tensor(previous), io.to_tensor(current)  # (1, 3, H, W) each
     forward = backward = None
     if config.flow != Flow.none:
-        forward = flow.optical_flow(frames[first], frames[first + 1], method=config.flow)
-        backward = flow.optical_flow(frames[first + 1], frames[first], method=config.flow)
-    backward, mask = flow_and_mask(forward, backward, current)
-    mask = mask * flow.photometric_mask(previous, current, backward)
-    cropped = _crop([torch.cat([previous, current]), backward, mask], config.train_crop, generator)
-    contents, backward, mask = cropped
-    return contents, (backward, mask * _lands_inside(backward))
+        forward = flow.optical_flow(previous, current, method=config.flow)
+        backward = flow.optical_flow(current, previous, method=config.flow)
+    backward, mask = flow_and_mask(forward, backward, content)
+    return backward, mask * flow.photometric_mask(earlier, content, backward)
 
 
 def _crop(tensors: list[Tensor], side: int, generator: torch.Generator) -> list[Tensor]:
@@ -108,15 +115,15 @@ def _lands_inside(backward: Tensor) -> Tensor:
 def paint(network: TransformNet, frames: Iterable[np.ndarray], device: torch.device) -> Iterator[np.ndarray]:
     """Each of `frames` (uint8 (H, W, 3)) through the network, in order, `BATCH` at a time."""
     batch: list[np.ndarray] = []
-    with torch.no_grad():
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == BATCH:
-                yield from _paint_batch(network, batch, device)
-                batch = []
-        yield from _paint_batch(network, batch, device)
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == BATCH:
+            yield from _paint_batch(network, batch, device)
+            batch = []
+    yield from _paint_batch(network, batch, device)
 
 
+@torch.no_grad()  # per batch, not around the generator: a no_grad held across `yield` leaks into the caller
 def _paint_batch(network: TransformNet, batch: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
     if not batch:
         return []

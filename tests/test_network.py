@@ -149,3 +149,12 @@ def test_what_the_network_engine_cannot_do_yet_is_one_line_before_any_work(tmp_p
     assert result.exit_code == 2
     assert result.output.strip() == "error: --resume is not available with --engine network yet; run again without it"
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_refine_runs_at_most_n_optimiser_iterations_on_each_painted_frame(tmp_path, style):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (2, 2))
+    events = []
+    summary = run.stylize_video(clip.path, [style], tmp_path / "out.mp4", replace(TINY, refine=3, train_iterations=4),
+                                callback=events.append)
+    assert [record.iterations for record in summary.frames] == [3, 3, 3, 3]  # a few iterations always improve a start
+    assert sum(type(event).__name__ == "IterationDone" for event in events) >= 12
