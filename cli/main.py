@@ -20,7 +20,7 @@ from rich.markup import escape
 from stylereel.pipeline import __version__
 from stylereel.pipeline import bench as benchmark
 from stylereel.pipeline import evaluate as evaluation
-from stylereel.pipeline import run
+from stylereel.pipeline import learned, run
 from stylereel.pipeline import preview as previews
 from stylereel.pipeline import shots as planning
 from stylereel.pipeline.config import (
@@ -30,6 +30,7 @@ from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
 from .progress import (
     PreviewView, ProgressView, print_bench, print_estimate, print_evaluation, print_phases, print_shots, print_summary,
+    print_training,
 )
 
 app = typer.Typer(
@@ -40,7 +41,11 @@ app = typer.Typer(
 )
 
 ContentFile = Annotated[Path, typer.Argument(metavar="CONTENT", show_default=False, help="Content video or image.")]
-Styles = Annotated[list[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.")]
+Styles = Annotated[Optional[list[Path]], typer.Option(
+    "--style", "-s", help="Style image; repeat to blend several. With --model: may be left out (the model's).")]
+ModelOption = Annotated[Optional[Path], typer.Option(
+    "--model", metavar="MODEL.safetensors", help="Paint with this model file (stylereel train) instead: the "
+    "network engine, no training. -s, if given, must be the styles it was trained for.")]
 ConfigPath = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file, or a preset's name (configs/NAME.toml, e.g. preview).")]
 StyleBlend = Annotated[Optional[list[float]], typer.Option("--style-blend", help="Weight of each style image, in order.")]
 PreserveColorsOption = Annotated[Optional[PreserveColors], typer.Option(
@@ -142,11 +147,13 @@ def _execute(ctx: typer.Context, entry, content: Path, output: Path | None, opti
     """Build the config from --config and flags, run `entry` with a progress view, map errors to exit codes."""
     console = Console(stderr=True)
     debug = _debugging(ctx, options["debug"])
-    extra = {name: options[name] for name in ("resume", "keep_frames") if options.get(name)}
+    extra = {name: options[name] for name in ("resume", "keep_frames", "model") if options.get(name)}
     try:
         config = _config(options)
+        if not options["style"] and not options.get("model"):
+            raise ConfigError("give a style image (-s/--style), or a model file to paint with (--model)")
         with sigterm_as_interrupt(), ProgressView(quiet=options["quiet"], console=console) as view:
-            summary = entry(content, options["style"], output, config, overwrite=options["overwrite"],
+            summary = entry(content, options["style"] or [], output, config, overwrite=options["overwrite"],
                             stats=options["stats"], callback=view.handle, **extra)
         if not options["quiet"]:
             print_summary(console, summary)
@@ -208,9 +215,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def video(
     ctx: typer.Context,
     content: ContentFile,
-    style: Styles,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Default: <input>.stylized.mp4. Suffix: .mp4, .mov, .mkv or .webm.")] = None,
+    style: Styles = None, model: ModelOption = None,
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
     preserve_colors: PreserveColorsOption = None,
     max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
@@ -234,8 +241,8 @@ def video(
 def frames(
     ctx: typer.Context,
     content: Annotated[Path, typer.Argument(metavar="FOLDER", show_default=False, help="Folder of frames.")],
-    style: Styles,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the stylized PNG frames.")],
+    style: Styles = None, model: ModelOption = None,
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
     preserve_colors: PreserveColorsOption = None,
     max_side: MaxSide = None, iterations: Iterations = None, first_iterations: FirstIterations = None,
@@ -258,8 +265,8 @@ def frames(
 def image(
     ctx: typer.Context,
     content: ContentFile,
-    style: Styles,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image (format from its suffix).")],
+    style: Styles = None, model: ModelOption = None,
     config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
     preserve_colors: PreserveColorsOption = None,
     max_side: MaxSide = None, first_iterations: FirstIterations = None,
@@ -359,6 +366,46 @@ def shots(
         typer.echo(json.dumps(planning.plan_summary(plan)))
     else:
         print_shots(Console(), plan)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT", show_default=False, help="Videos, frame folders or images to learn from.")],
+    style: Annotated[list[Path], typer.Option("--style", "-s", help="Style image; repeat to blend several.")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="MODEL.safetensors", help="Default: <first input>.model.safetensors.")] = None,
+    config: ConfigPath = None, style_blend: StyleBlend = None, style_scale: StyleScale = None,
+    preserve_colors: PreserveColorsOption = None, max_side: MaxSide = None, max_frames: MaxFrames = None,
+    content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
+    temporal_weight: TemporalWeight = None, flow: FlowOption = None, train_iterations: TrainIterations = None,
+    device: DeviceOption = None, seed: Seed = None, weights: Weights = None,
+    overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Train the network engine's network on videos, frame folders or images (each its own shots) and
+    save it as a model file, for --model on video, frames and image."""
+    console = Console(stderr=True)
+    target = output or learned.default_model(inputs[0])
+    with _reported(console, _debugging(ctx, debug), target):
+        settings = _config(locals())
+        with sigterm_as_interrupt(), ProgressView(quiet=quiet, console=console) as view:
+            summary = learned.train_model(inputs, style, target, settings, overwrite=overwrite, callback=view.handle)
+        if not quiet:
+            print_training(console, summary)
+
+
+@contextlib.contextmanager
+def _reported(console: Console, debug: bool, output: Path) -> Iterator[None]:
+    """A StylereelError inside is one line and exit 2, an interruption exit 130 (`_fail`)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _fail(console, Interrupted(f"interrupted; nothing was written to {output}"), debug, code=INTERRUPTED_EXIT)
+    except Interrupted as error:
+        _fail(console, error, debug, code=INTERRUPTED_EXIT)
+    except StylereelError as error:
+        _fail(console, error, debug)
 
 
 def _fail(console: Console, error: StylereelError, debug: bool, *, code: int = ERROR_EXIT) -> None:

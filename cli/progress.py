@@ -15,6 +15,7 @@ from rich.progress import (
 from rich.table import Table
 from stylereel.pipeline.bench import TEXTBOOK, SizeResult
 from stylereel.pipeline.evaluate import Evaluation
+from stylereel.pipeline.learned import TrainSummary
 from stylereel.pipeline.events import CellDone, PreviewStarted, TasksChanged, TrainStep
 from stylereel.pipeline.optimize import IterationDone
 from stylereel.pipeline.preview import PreviewSummary
@@ -76,10 +77,10 @@ class ProgressView:
                 self.progress.remove_task(self.check_task)  # the check is done: only the run's bars stay
             self.progress.start()
             self.started = True
-            self.progress.console.print(
-                f"stylizing at {event.width}x{event.height} on {event.device}"
-            )
-            self.frames_task = self.progress.add_task("frames", total=event.n_frames, detail="")
+            doing = "training" if event.n_frames == 0 else "stylizing"  # 0: a run that trains and paints nothing
+            self.progress.console.print(f"{doing} at {event.width}x{event.height} on {event.device}")
+            self.frames_task = self.progress.add_task("frames", total=event.n_frames, detail="",
+                                                      visible=event.n_frames != 0)
             self.iterations_task = self.progress.add_task("iterations", total=None, detail="")
         elif isinstance(event, FrameStarted):
             self.progress.reset(self.iterations_task, total=event.n_iters, detail=f"frame {event.index + 1}")
@@ -169,10 +170,19 @@ def print_summary(console: Console, summary: Summary) -> None:
         f"{summary.device} in {summary.seconds:.1f} s ({per_frame:.2f} s/frame) -> {escape(str(summary.output))}",
         soft_wrap=True,
     )
+    infer = summary.phases.get("infer", 0.0) / max(summary.n_frames, 1) * 1e3
     if summary.train:
-        infer = summary.phases.get("infer", 0.0) / max(summary.n_frames, 1) * 1e3
         console.print(f"network: trained {summary.train['steps']} steps in {summary.train['seconds']:.1f} s, "
                       f"painted at {infer:.0f} ms/frame", soft_wrap=True)
+    elif summary.model is not None:
+        console.print(f"network: {escape(str(summary.model))}, painted at {infer:.0f} ms/frame", soft_wrap=True)
+
+
+def print_training(console: Console, summary: TrainSummary) -> None:
+    """What `stylereel train` did, in one line."""
+    console.print(f"[bold green]done[/]: trained {summary.steps} steps on {summary.n_frames} frame(s) "
+                  f"({summary.n_shots} shot(s) of {summary.n_inputs} input(s)) at {summary.width}x{summary.height} on "
+                  f"{summary.device} in {summary.seconds:.1f} s -> {escape(str(summary.output))}", soft_wrap=True)
 
 
 def print_shots(console: Console, plan: Plan) -> None:

@@ -4,26 +4,35 @@ Where the optimiser (`run`, `passes`, `sequence`) works frame by frame, this eng
 clip at the working size, finds its shots with the chain's own cut test (`shots.scan`), trains one
 network on pairs of consecutive frames of those shots (`train.train_network`), and streams every
 frame through it into the output, with the same checks, formats, timestamps and audio as `run`.
+
+`train_model` trains one network on several inputs and saves it as a model file with what it was
+trained for (`trained_for`); `use_model` loads one for a run, which then paints without training.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import itertools
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from . import flow, io, outputs, preflight
-from .config import Config
+from .config import Config, Engine, Pooling, PreserveColors
 from .errors import ConfigError, InputError, Interrupted
 from .events import Callback, FrameDone, FrameStarted, RunStarted
-from .network import TransformNet
+from .network import TransformNet, load_network, save_network
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
-from .sequence import Colors, Session, chain_view, check_frame_size, prepare_session, read_styles, shot_session
+from .sequence import (
+    Colors, Session, chain_view, check_frame_size, prepare_session, read_styles, select_device, shot_session,
+)
 from .shots import scan
 from .optimize import Targets, content_targets, stylize_frame
 from .train import pair_link, paint, train_network
@@ -40,12 +49,16 @@ def check_engine(config: Config, *, resume: bool) -> None:
 
 
 def stylize_video_with_network(content: Path, styles: list[Path], output: Path | None, config: Config, *,
-                               overwrite: bool, stats: Path | None, callback: Callback | None) -> Summary:
-    """`run.stylize_video` with the network engine: train on the clip's frames, then paint them.
+                               overwrite: bool, stats: Path | None, callback: Callback | None,
+                               model: Path | None = None) -> Summary:
+    """`run.stylize_video` with the network engine: train on the clip's frames, then paint them;
+    with `model`, paint them with that model file's network instead (`use_model`), untrained.
 
     Raises what `run.stylize_video` raises; Interrupted on Ctrl-C (nothing is written).
     """
     emit = callback or (lambda event: None)
+    loaded = use_model(model, config, styles) if model is not None else None  # a bad file fails first
+    config = loaded.config if loaded is not None else config
     checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
     check_frame_size(config, checked.width, checked.height, name=checked.output)
     read_styles(config, styles, long_side=max(checked.width, checked.height))
@@ -56,7 +69,7 @@ def stylize_video_with_network(content: Path, styles: list[Path], output: Path |
             raise InputError(f"{content}: no frames to stylize")
         for notice in streams_notice(content, checked.info):
             emit(notice)
-        trained = _train([frame.image for frame in video], styles, checked.output, config, emit)
+        trained = _ready([frame.image for frame in video], styles, checked.output, config, emit, loaded)
         records: list[FrameDone] = []
         with io.VideoWriter(checked.output, width=checked.width, height=checked.height,
                             time_base=video[0].time_base, rate=checked.info.average_rate, crf=config.crf,
@@ -71,17 +84,21 @@ def stylize_video_with_network(content: Path, styles: list[Path], output: Path |
 
 
 def stylize_frames_with_network(folder: Path, styles: list[Path], output_dir: Path, config: Config, *,
-                                overwrite: bool, stats: Path | None, callback: Callback | None) -> Summary:
-    """`run.stylize_frames` with the network engine; the PNGs are written once all are painted."""
+                                overwrite: bool, stats: Path | None, callback: Callback | None,
+                                model: Path | None = None) -> Summary:
+    """`run.stylize_frames` with the network engine (with `model`, that model file's network); the
+    PNGs are written once all are painted."""
     emit = callback or (lambda event: None)
+    loaded = use_model(model, config, styles) if model is not None else None  # a bad file fails first
+    config = loaded.config if loaded is not None else config
     checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
     preflight.check_output_dir(output_dir, checked.targets, overwrite=overwrite, input_dir=folder)
     resized = preflight.check_frames(checked.paths, styles, config, emit)
     with _interruptible(output_dir):
         for notice in folder_notices(folder, checked.skipped, resized):
             emit(notice)
-        trained = _train(list(io.read_frames(checked.paths, max_side=config.working_side)), styles, output_dir,
-                         config, emit)
+        trained = _ready(list(io.read_frames(checked.paths, max_side=config.working_side)), styles, output_dir,
+                         config, emit, loaded)
         painted = list(_painted(trained, emit))  # all of them before the first is written
         output_dir.mkdir(exist_ok=True)
         for target, (image, _) in zip(checked.targets, painted):
@@ -102,19 +119,22 @@ class _Trained:
     began: float  # perf_counter when the run began
     train_seconds: float
     infer_seconds: float = 0.0
+    model: Path | None = None  # the model file painting the clip, untrained (`use_model`)
 
 
-def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: Config, emit: Callback) -> _Trained:
-    """Find the shots of `frames`, prepare the losses and train the network on them."""
+def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: Config, emit: Callback, *,
+           clip_starts: tuple[int, ...] = (0,), paints: bool = True) -> _Trained:
+    """Find the shots of `frames` (of each clip of them, starting at `clip_starts`), prepare the
+    losses and train the network on them; the frames bar counts them only if the run `paints` them."""
     began = time.perf_counter()
     height, width = frames[0].shape[:2]
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
-    starts = scan(config, seen)[0]
+    starts = _shot_starts(config, seen, clip_starts)
     session = prepare_session(config, styles, size=(height, width))
     # Departs from the optimiser: `histogram` maps the style to the clip's first frame, not each shot's.
     session = shot_session(session, io.to_tensor(seen[0]).to(session.device))
-    emit(RunStarted(len(frames), width, height, str(session.device)))
+    emit(RunStarted(len(frames) if paints else 0, width, height, str(session.device)))
     network = train_network(session, seen, starts, steps=config.train_iterations, emit=emit)
     return _Trained(network, session, frames, seen, starts, began, time.perf_counter() - began)
 
@@ -159,9 +179,12 @@ def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback) -
 
 def _summary(trained: _Trained, output: Path, records: list[FrameDone]) -> Summary:
     height, width = trained.frames[0].shape[:2]
+    seconds = time.perf_counter() - trained.began
+    if trained.model is not None:  # painted with a model file: nothing was trained
+        return Summary(output, len(records), width, height, str(trained.session.device), seconds, records,
+                       {"infer": trained.infer_seconds}, model=trained.model)
     phases = {"train": trained.train_seconds, "infer": trained.infer_seconds}
-    return Summary(output, len(records), width, height, str(trained.session.device),
-                   time.perf_counter() - trained.began, records, phases,
+    return Summary(output, len(records), width, height, str(trained.session.device), seconds, records, phases,
                    train={"steps": trained.session.config.train_iterations, "seconds": trained.train_seconds})
 
 
@@ -172,3 +195,219 @@ def _interruptible(output: Path) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; nothing was written to {output}") from None
+
+
+# What a model must have been trained for to paint a run that names its styles: the losses the
+# network learned (the style images, their blend and scale, the layers and weights) and the colour
+# mode it learned in. The working side and the network's width are recorded but not compared: the
+# network paints any size, and its file says its shape.
+COMPARED = ("styles", "style_blend", "style_scale", "content_layer", "style_layers", "style_layer_weights", "pooling",
+            "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight", "preserve_colors")
+
+
+def trained_for(config: Config, styles: list[Path]) -> dict[str, Any]:
+    """What a network trained with `config` on `styles` learned, as JSON values: each style file's
+    sha256, the losses' layers and weights, the colour mode, the working side and the network's
+    width. A model file keeps it (`network.save_network`); `use_model` compares it with a run's.
+
+    Raises:
+        InputError: a style file cannot be read.
+    """
+    return {
+        "styles": [_sha256(path) for path in styles],
+        "style_blend": list(config.style_blend), "style_scale": config.style_scale,
+        "content_layer": config.content_layer, "style_layers": list(config.style_layers),
+        "style_layer_weights": list(config.style_layer_weights), "pooling": Pooling(config.pooling).value,
+        "content_weight": config.content_weight, "style_weight": config.style_weight, "tv_weight": config.tv_weight,
+        "temporal_weight": config.temporal_weight, "range_weight": config.range_weight,
+        "preserve_colors": PreserveColors(config.preserve_colors).value, "max_side": config.max_side,
+        "network_width": config.network_width, "train_iterations": config.train_iterations,
+    }
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model file ready to paint a run (`use_model`)."""
+
+    path: Path
+    network: TransformNet  # on the CPU, in eval mode
+    config: Config  # the run's, with the network engine and the colour mode the network learned in
+
+
+def use_model(path: Path, config: Config, styles: list[Path]) -> LoadedModel:
+    """Load the model file `path` (`network.load_network`: tensors and JSON only, no code runs) for a
+    run with `config`. With `styles`, the model must have been trained for them and for this run's
+    losses (`COMPARED`); without, the run takes the model's (and cannot `refine`, which needs the
+    styles). Either way it paints in the model's colour mode.
+
+    Raises:
+        InputError: the file is missing, damaged, foreign or of another architecture version.
+        ConfigError: the model was trained for other styles or losses than the run's, naming them.
+    """
+    network, recorded = load_network(path)
+    if config.refine and not styles:
+        raise ConfigError(f"{path}: --refine with --model needs the style images the model was trained for (-s)")
+    if styles:
+        wanted = json.loads(json.dumps(trained_for(config, styles)))  # tuples become lists, as in the file
+        differences = [_difference(key, recorded.get(key), wanted[key], styles) for key in COMPARED
+                       if recorded.get(key) != wanted[key]]
+        if differences:
+            raise ConfigError(f"{path}: trained for other settings than this run's: {'; '.join(differences)}. "
+                              "Leave out -s to paint with the model's settings")
+    try:
+        colors = PreserveColors(recorded.get("preserve_colors", PreserveColors.none.value))
+    except ValueError:
+        raise InputError(f"{path}: records an unknown colour mode {recorded['preserve_colors']!r}") from None
+    return LoadedModel(path, network, dataclasses.replace(config, engine=Engine.network, preserve_colors=colors))
+
+
+def _difference(key: str, recorded: Any, wanted: Any, styles: list[Path]) -> str:
+    if key == "styles":
+        return f"other style images than {', '.join(path.name for path in styles)}"
+    return f"{key} was {_shown(recorded)}, this run asks {_shown(wanted)}"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "not recorded"
+    if isinstance(value, list):
+        return ",".join(_shown(item) for item in value) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the style image ({error.strerror or error})") from None
+
+
+def stylize_image_with_model(content: Path, styles: list[Path], output: Path, config: Config, *, model: Path,
+                             overwrite: bool, stats: Path | None, callback: Callback | None) -> Summary:
+    """`run.stylize_image` painted by the model file `model` (`use_model`): one pass of the network.
+
+    Raises what `run.stylize_image` and `use_model` raise.
+    """
+    emit = callback or (lambda event: None)
+    loaded = use_model(model, config, styles)
+    preflight.check_output(output, overwrite=overwrite, inputs=[content, *styles, model])
+    io.check_image_suffix(output)
+    preflight.check_stats(stats, inputs=[content, *styles, model], outputs=[output])
+    frame = io.read_image(content, max_side=loaded.config.working_side)
+    with _interruptible(output):
+        trained = _loaded([frame], styles, output, emit, loaded)
+        image, record = next(_painted(trained, emit))
+        io.write_image(output, image)
+        return outputs.finish(_summary(trained, output, [record]), stats, None, keep_frames=False)
+
+
+def _ready(frames: list[np.ndarray], styles: list[Path], output: Path, config: Config, emit: Callback,
+           loaded: LoadedModel | None) -> _Trained:
+    """The network that paints `frames`: trained on them, or the model file's as it is."""
+    if loaded is None:
+        return _train(frames, styles, output, config, emit)
+    return _loaded(frames, styles, output, emit, loaded)
+
+
+def _loaded(frames: list[np.ndarray], styles: list[Path], output: Path, emit: Callback, loaded: LoadedModel
+            ) -> _Trained:
+    """A model file's network, ready to paint `frames`. Painting alone needs no VGG, styles or
+    shots; `refine` needs all three, as after training."""
+    began, config = time.perf_counter(), loaded.config
+    height, width = frames[0].shape[:2]
+    check_frame_size(config, width, height, name=output)
+    seen = [chain_view(config.preserve_colors, frame) for frame in frames]
+    if config.refine:
+        starts = scan(config, seen)[0]
+        session = prepare_session(config, styles, size=(height, width))
+        session = shot_session(session, io.to_tensor(seen[0]).to(session.device))
+    else:
+        starts, session = [0], Session(config, select_device(config.device), model=None, grams={})  # no losses
+    emit(RunStarted(len(frames), width, height, str(session.device)))
+    return _Trained(loaded.network.to(session.device), session, frames, seen, starts, began, 0.0, model=loaded.path)
+
+
+def _shot_starts(config: Config, seen: list[np.ndarray], clip_starts: tuple[int, ...]) -> list[int]:
+    """The first frame of each shot of `seen`, made of clips that start at `clip_starts`: each
+    clip's own shots (`shots.scan`), and each clip starts one, so no pair crosses into the next."""
+    bounds = [*clip_starts, len(seen)]
+    return [begin + start for begin, end in zip(bounds, bounds[1:]) for start in scan(config, seen[begin:end])[0]]
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What `train_model` did."""
+
+    output: Path  # the model file
+    n_inputs: int
+    n_frames: int  # frames learned from, over all inputs
+    n_shots: int
+    width: int  # px, of the first input's frames at the working size
+    height: int
+    device: str
+    steps: int
+    seconds: float  # the whole run
+    train_seconds: float
+
+
+def default_model(first_input: Path) -> Path:
+    """Where `train_model`'s file goes unless named: `<first input>.model.safetensors` beside it."""
+    return first_input.with_name(f"{first_input.stem}.model.safetensors")
+
+
+def train_model(inputs: list[Path], styles: list[Path], output: Path, config: Config, *, overwrite: bool = False,
+                callback: Callback | None = None) -> TrainSummary:
+    """Train one network on every frame of `inputs` (videos, frame folders, images) and save it to
+    `output` with what it was trained for (`trained_for`), for `use_model`. Each input's frames
+    are shots of their own (`shots.scan` per input): no training pair spans two inputs.
+
+    Raises:
+        InputError: an input or a style cannot be read, or an input has no frames.
+        OutputError: `output` exists (without `overwrite`), is an input, or cannot be written.
+        ConfigError: no styles, or the frames are too small for the losses.
+        Interrupted: on Ctrl-C (nothing is written).
+    """
+    emit = callback or (lambda event: None)
+    began = time.perf_counter()
+    if not styles:
+        raise ConfigError("training needs at least one style image (-s)")
+    preflight.check_output(output, overwrite=overwrite, inputs=[*inputs, *styles])
+    kinds = [_input_kind(path) for path in inputs]  # each input opens before any is decoded
+    with _interruptible(output):
+        clips = [_decoded(path, kind, config) for path, kind in zip(inputs, kinds)]
+        read_styles(config, styles, long_side=max(clips[0][0].shape[:2]))
+        clip_starts = tuple(itertools.accumulate([0, *map(len, clips[:-1])]))
+        frames = [frame for clip in clips for frame in clip]
+        trained = _train(frames, styles, output, config, emit, clip_starts=clip_starts, paints=False)
+        save_network(output, trained.network, trained_for(config, styles))
+    height, width = frames[0].shape[:2]
+    return TrainSummary(output, len(inputs), len(frames), len(trained.starts), width, height,
+                        str(trained.session.device), config.train_iterations, time.perf_counter() - began,
+                        trained.train_seconds)
+
+
+def _input_kind(path: Path) -> str:
+    """"folder", "image" or "video", after opening it: InputError naming it if it is none of them."""
+    if path.is_dir():
+        io.list_frames(path)
+        return "folder"
+    if path.suffix.lower() in io.IMAGE_SUFFIXES:
+        io.image_size(path)
+        return "image"
+    io.probe_video(path)
+    return "video"
+
+
+def _decoded(path: Path, kind: str, config: Config) -> list[np.ndarray]:
+    """Every frame of one input at the working size (at most `max_frames`), each checked for size."""
+    if kind == "folder":
+        frames = list(io.read_frames(io.list_frames(path)[0][: config.max_frames], max_side=config.working_side))
+    elif kind == "image":
+        frames = [io.read_image(path, max_side=config.working_side)]
+    else:
+        frames = [frame.image for frame in io.read_video(path, max_side=config.working_side,
+                                                          max_frames=config.max_frames)]
+    if not frames:
+        raise InputError(f"{path}: no frames to train on")
+    check_frame_size(config, frames[0].shape[1], frames[0].shape[0], name=path)
+    return frames

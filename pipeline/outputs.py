@@ -37,6 +37,7 @@ class Summary:
     tasks: list[dict] = field(default_factory=list)  # --ray: per task its frames, node, seconds, retries
     ray: dict = field(default_factory=dict)  # --ray: the driver's memory budget and peak, in bytes
     train: dict = field(default_factory=dict)  # --engine network: training steps and seconds
+    model: Path | None = None  # --model: the model file that painted the frames, untrained
 
 
 def finish(summary: Summary, stats: Path | None, checkpoint: Checkpoint | None, *, keep_frames: bool) -> Summary:
@@ -76,6 +77,8 @@ def write_stats(path: Path, summary: Summary) -> None:
         data["ray"] = summary.ray
     if summary.train:
         data["train"] = {"steps": summary.train["steps"], "seconds": round(summary.train["seconds"], 3)}
+    if summary.model is not None:
+        data["model"] = str(summary.model)
     _atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 

@@ -36,14 +36,17 @@ __all__ = [
 
 def stylize_image(
     content: Path, styles: list[Path], output: Path, config: Config, *,
-    overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
+    overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None, model: Path | None = None,
 ) -> Summary:
     """Stylize one image and write it to `output`, in the format its suffix names.
 
     It runs at most `config.first_iterations` iterations per rung of its ladder (`sequence.ladder`:
-    with coarse-to-fine, from about `coarse_side` up to the working size). Every output is checked
-    before any work.
+    with coarse-to-fine, from about `coarse_side` up to the working size); with `model`, that model
+    file's network paints it instead (`learned.use_model`). Every output is checked before any work.
     """
+    if model is not None:
+        return learned.stylize_image_with_model(content, styles, output, config, model=model, overwrite=overwrite,
+                                                stats=stats, callback=callback)
     preflight.check_output(output, overwrite=overwrite, inputs=[content, *styles])
     io.check_image_suffix(output)
     preflight.check_stats(stats, inputs=[content, *styles], outputs=[output])
@@ -66,19 +69,19 @@ def stylize_array(frame: np.ndarray, styles: list[Path], config: Config, *,
 def stylize_frames(
     folder: Path, styles: list[Path], output_dir: Path, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
-    resume: bool = False, keep_frames: bool = False,
+    resume: bool = False, keep_frames: bool = False, model: Path | None = None,
 ) -> Summary:
     """Stylize an image sequence in natural order into `output_dir`, as PNGs named like the inputs.
 
     Every frame is decoded once before the model loads, so a damaged file fails the run in seconds.
     Finished frames collect in `<output_dir>.parts/` and move into `output_dir` only once all are
     done; `resume` continues an interrupted run. With `config.ray` the shots run as tasks on a Ray
-    cluster (`cluster.stylize_frames_on_ray`).
+    cluster (`cluster.stylize_frames_on_ray`). `model` (a model file) implies the network engine.
     """
-    if config.engine == Engine.network:
+    if config.engine == Engine.network or model is not None:
         learned.check_engine(config, resume=resume)
         return learned.stylize_frames_with_network(folder, styles, output_dir, config, overwrite=overwrite,
-                                                   stats=stats, callback=callback)
+                                                   stats=stats, callback=callback, model=model)
     if config.ray is not None:
         from .cluster import stylize_frames_on_ray
 
@@ -106,18 +109,19 @@ def stylize_frames(
 def stylize_video(
     content: Path, styles: list[Path], output: Path | None, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
-    resume: bool = False, keep_frames: bool = False,
+    resume: bool = False, keep_frames: bool = False, model: Path | None = None,
 ) -> Summary:
     """Stylize a video, keeping each frame's timestamp and the audio, in the format the output's
     suffix picks (`io.FORMATS`: .mp4 H.264, .mov ProRes 422 HQ, .mkv FFV1, .webm VP9).
 
     Finished frames are checkpointed in `<output>.parts/`; `resume` continues an interrupted run.
     With `config.ray` the shots run as tasks on a Ray cluster (`cluster.stylize_video_on_ray`).
+    `model` (a model file, `learned.use_model`) implies the network engine, and paints untrained.
     """
-    if config.engine == Engine.network:
+    if config.engine == Engine.network or model is not None:
         learned.check_engine(config, resume=resume)
         return learned.stylize_video_with_network(content, styles, output, config, overwrite=overwrite, stats=stats,
-                                                  callback=callback)
+                                                  callback=callback, model=model)
     if config.ray is not None:
         from .cluster import stylize_video_on_ray  # the only module that imports Ray, and only then
 
