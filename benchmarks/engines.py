@@ -1,0 +1,102 @@
+"""The two engines on one clip: time, losses and flicker of `optimize`, `network` and `network --refine`.
+
+    python benchmarks/engines.py CLIP -s samples/styles/swirl.png --max-side 256 [--frames 24]
+        [--train-iterations 1000] [--refine 3] [--config default] [--skip-optimize] [--sheet PATH]
+
+Cuts the first `--frames` frames of CLIP (all by default), stores them losslessly at the working
+size, runs each row with the same preset, seed and style, and prints a Markdown table: training
+seconds, per-frame seconds after training, wall time for the clip, wall time projected for one
+minute at 30 fps (fixed time + 1800 x the per-frame time: a projection, not a measurement), mean
+style and content loss and warp error from `stylereel evaluate`'s evaluator at the output size,
+each also as a ratio to `optimize`'s. Outputs are lossless (FFV1) so the codec adds nothing.
+`--sheet PATH` also writes the middle frame of the content and of each row side by side, labelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from stylereel.pipeline import io, run
+from stylereel.pipeline.preview import grid
+from stylereel.pipeline.config import Engine, load_config
+from stylereel.pipeline.evaluate import evaluate_video
+
+from flicker import cut_clip  # the same lossless cut as the flicker benchmark
+
+MINUTE = 1800  # frames in one minute at 30 fps
+
+
+def measure(clip: Path, style: Path, output: Path, config) -> dict:
+    """Run `config` on `clip` and evaluate the output: times, losses and warp error."""
+    start = time.perf_counter()
+    summary = run.stylize_video(clip, [style], output, config, overwrite=True)
+    wall = time.perf_counter() - start
+    evaluation = evaluate_video(clip, output, [style], config)
+    if config.engine == Engine.network:
+        fixed = summary.phases["train"]
+        per_frame = (wall - fixed) / summary.n_frames
+    else:  # the optimiser: a shot's first frame is the fixed cost, then each later frame
+        fixed = summary.frames[0].seconds
+        per_frame = sum(frame.seconds for frame in summary.frames[1:]) / max(summary.n_frames - 1, 1)
+    return {"train": summary.phases.get("train", 0.0), "per_frame": per_frame, "wall": wall,
+            "minute": fixed + MINUTE * per_frame, "style": evaluation.style_loss,
+            "content": evaluation.content_loss, "warp": evaluation.warp_error,
+            "content_warp": evaluation.content_warp_error, "frames": summary.n_frames}
+
+
+def _frame(path: Path, index: int):
+    return next(frame.image for number, frame in enumerate(io.read_video(path, max_side=None)) if number == index)
+
+
+def table(rows: dict[str, dict], base: dict | None) -> str:
+    lines = ["| engine | train s | s/frame after | wall s (clip) | 1 min at 30 fps (projected) | style | content "
+             "| warp error | vs optimize (style / content / warp / 1-min time) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        ratio = "-" if base is None or row is base else (
+            f"{row['style'] / base['style']:.2f}x / {row['content'] / base['content']:.2f}x / "
+            f"{row['warp'] / base['warp']:.2f}x / 1/{base['minute'] / row['minute']:.1f}")
+        lines.append(f"| {name} | {row['train']:.1f} | {row['per_frame']:.3f} | {row['wall']:.1f} | "
+                     f"{row['minute'] / 60:.1f} min | {row['style']:.4g} | {row['content']:.4g} | "
+                     f"{row['warp']:.5f} ({row['warp'] / row['content_warp']:.2f}x footage) | {ratio} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip", type=Path)
+    parser.add_argument("-s", "--style", type=Path, required=True)
+    parser.add_argument("--max-side", type=int, default=256)
+    parser.add_argument("--frames", type=int, default=None, help="first N frames (default: all)")
+    parser.add_argument("--config", default="default", help="preset for every row")
+    parser.add_argument("--train-iterations", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--refine", type=int, default=3)
+    parser.add_argument("--skip-optimize", action="store_true", help="only the network rows")
+    parser.add_argument("--sheet", type=Path, help="write the middle frame of each row here, side by side")
+    args = parser.parse_args()
+    config = replace(load_config(args.config), max_side=args.max_side, crf=0)
+    network = replace(config, engine=Engine.network, train_iterations=args.train_iterations or config.train_iterations)
+    rows = {} if args.skip_optimize else {"optimize": config}
+    rows |= {f"network ({network.train_iterations} steps)": network,
+             f"network --refine {args.refine}": replace(network, refine=args.refine)}
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "clip.mkv"
+        n_frames = args.frames or sum(1 for _ in run.io.read_video(args.clip, max_side=args.max_side))
+        cut_clip(args.clip, clip, start=0, n_frames=n_frames, max_side=args.max_side)
+        outputs = {name: Path(folder) / f"{index}.mkv" for index, name in enumerate(rows)}
+        results = {name: measure(clip, args.style, outputs[name], row) for name, row in rows.items()}
+        if args.sheet:
+            middle = n_frames // 2
+            cells = [_frame(path, middle) for path in [clip, *outputs.values()]]
+            labels = [[f"content, frame {middle}"], *([name] for name in outputs)]
+            io.write_image(args.sheet, grid(cells, labels, columns=len(cells)))
+    print(f"{args.clip.name}, {n_frames} frames at --max-side {args.max_side}, preset {args.config}, "
+          f"style {args.style.name}")
+    print(table(results, results.get("optimize")))
+
+
+if __name__ == "__main__":
+    main()
