@@ -29,8 +29,8 @@ from stylereel.pipeline.config import (
 from stylereel.pipeline.errors import ConfigError, Interrupted, StylereelError
 
 from .progress import (
-    PreviewView, ProgressView, print_bench, print_estimate, print_evaluation, print_phases, print_shots, print_summary,
-    print_training,
+    PreviewView, ProgressView, print_bench, print_estimate, print_evaluation, print_network, print_phases, print_shots,
+    print_summary, print_training,
 )
 
 app = typer.Typer(
@@ -430,7 +430,8 @@ def bench(
     peak_tflops: Annotated[Optional[float], typer.Option(help="The device's peak, to report the share reached.")] = None,
     debug: Debug = False,
 ) -> None:
-    """Time one iteration against a textbook loop and the hardware floor, then whole frames by stage."""
+    """Time one iteration against a textbook loop and the hardware floor, the network engine's painting and
+    training step, then whole frames by stage."""
     console = Console()
     try:
         settings = load_config(config, device=device)
@@ -438,6 +439,8 @@ def bench(
         benchmark.check_inputs(settings, sizes=size or [256, 512], clip=clip if frames else None, styles=styles)
         for result in benchmark.run_iterations(settings, sizes=size or [256, 512], repeat=repeat, compile=compile):
             print_bench(console, result, peak_tflops)
+        for side in size or [256, 512]:
+            print_network(console, benchmark.time_network(settings, styles, size=side, repeat=repeat))
         if frames:
             print_phases(console, benchmark.run_video(clip, styles, settings, n_frames=frames))
     except StylereelError as error:

@@ -13,7 +13,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
-from stylereel.pipeline.bench import TEXTBOOK, SizeResult
+from stylereel.pipeline.bench import TEXTBOOK, NetworkTiming, SizeResult
 from stylereel.pipeline.evaluate import Evaluation
 from stylereel.pipeline.learned import TrainSummary
 from stylereel.pipeline.events import CellDone, PreviewStarted, TasksChanged, TrainStep
@@ -222,6 +222,13 @@ def print_bench(console: Console, result: SizeResult, peak_tflops: float | None)
             row.append(f"{loop.gflops_per_second / (peak_tflops * 1e3):.1%}")
         table.add_row(*row)
     console.print(table)
+
+
+def print_network(console: Console, timing: NetworkTiming) -> None:
+    """The network engine's painting and training-step times at one size."""
+    console.print(f"network engine at {timing.width}x{timing.height}: painting {timing.paint_seconds * 1e3:.1f} ms/frame "
+                  f"({1 / timing.paint_seconds:.0f} frames/s; channels_last {timing.paint_channels_last_seconds * 1e3:.1f} "
+                  f"ms), a training step {timing.train_step_seconds:.2f} s")
 
 
 def print_phases(console: Console, summary: Summary) -> None:

@@ -33,7 +33,9 @@ from .losses import content_loss, style_loss, tv_loss
 from .model import LAYERS, TORCHVISION_CONV_INDICES, VGG19
 from .optimize import Targets, content_targets, iteration_step, style_grams
 from .outputs import Summary
-from .sequence import load_model, minimum_side, read_styles, select_device
+from .network import TransformNet
+from .sequence import load_model, minimum_side, prepare_session, read_styles, select_device
+from .train import BATCH, train_network
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,42 @@ def run_video(clip: Path, styles: list[Path], config: Config, *, n_frames: int) 
     with tempfile.TemporaryDirectory(prefix="stylereel-bench-") as folder:
         config = dataclasses.replace(config, max_frames=n_frames)
         return run.stylize_video(clip, styles, Path(folder) / "bench.mp4", config, overwrite=True)
+
+
+@dataclass(frozen=True)
+class NetworkTiming:
+    """The network engine at one frame size: painting a frame, and one training step (`time_network`)."""
+
+    width: int
+    height: int
+    paint_seconds: float  # per frame, painted in batches of `train.BATCH`, NCHW
+    paint_channels_last_seconds: float  # the same in channels_last memory layout
+    train_step_seconds: float  # one Adam step on a pair of frames (cropped to `train_crop`), flow included
+
+
+def time_network(config: Config, styles: list[Path], *, size: int, repeat: int) -> NetworkTiming:
+    """Time the network engine on 16:9 frames of long side `size` on the config's device: painting
+    (median of `repeat` batches after one untimed) and a training step (median of `repeat` steps
+    after one untimed), on random frames with the first of `styles`."""
+    device = select_device(config.device)
+    width, height = io.fit_size(size, size * 9 // 16, size, even=True)
+    network = TransformNet(width=config.network_width).to(device).eval()
+    batch = torch.rand(BATCH, 3, height, width, device=device)
+
+    @torch.no_grad()
+    def paint() -> Tensor:
+        return network(batch)
+
+    nchw = _median_seconds(paint, repeat, 1, device) / BATCH
+    network.to(memory_format=torch.channels_last)
+    batch = batch.contiguous(memory_format=torch.channels_last)
+    channels_last = _median_seconds(paint, repeat, 1, device) / BATCH
+    session = prepare_session(config, styles[:1], size=(height, width))
+    frames = [(torch.rand(height, width, 3) * 255).to(torch.uint8).numpy() for _ in range(2)]
+    steps: list[float] = []
+    train_network(session, frames, [0], steps=repeat + 1, emit=lambda event: steps.append(event.seconds))
+    step_seconds = statistics.median(b - a for a, b in zip(steps[:-1], steps[1:]))
+    return NetworkTiming(width, height, nchw, channels_last, step_seconds)
 
 
 def _stylereel_step(model: VGG19, content: Tensor, style: Tensor, config: Config) -> Callable[[], None]:
