@@ -159,6 +159,7 @@ class NetworkTiming:
     height: int
     paint_seconds: float  # per frame, painted in batches of `train.BATCH`, NCHW
     paint_channels_last_seconds: float  # the same in channels_last memory layout
+    paint_bf16_seconds: float  # the same under bfloat16 autocast (`--precision bf16`)
     train_step_seconds: float  # one Adam step on a pair of frames (cropped to `train_crop`), flow included
 
 
@@ -176,6 +177,8 @@ def time_network(config: Config, styles: list[Path], *, size: int, repeat: int) 
         return network(batch)
 
     nchw = _median_seconds(paint, repeat, 1, device) / BATCH
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        bf16 = _median_seconds(paint, repeat, 1, device) / BATCH
     network.to(memory_format=torch.channels_last)
     batch = batch.contiguous(memory_format=torch.channels_last)
     channels_last = _median_seconds(paint, repeat, 1, device) / BATCH
@@ -184,7 +187,7 @@ def time_network(config: Config, styles: list[Path], *, size: int, repeat: int) 
     steps: list[float] = []
     train_network(session, frames, [0], steps=repeat + 1, emit=lambda event: steps.append(event.seconds))
     step_seconds = statistics.median(b - a for a, b in zip(steps[:-1], steps[1:]))
-    return NetworkTiming(width, height, nchw, channels_last, step_seconds)
+    return NetworkTiming(width, height, nchw, channels_last, bf16, step_seconds)
 
 
 def _stylereel_step(model: VGG19, content: Tensor, style: Tensor, config: Config) -> Callable[[], None]:

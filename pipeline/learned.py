@@ -31,7 +31,7 @@ from .network import TransformNet, load_network, save_network
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
 from .sequence import (
-    Colors, Session, chain_view, check_frame_size, prepare_session, read_styles, select_device, shot_session,
+    Colors, Session, chain_view, check_frame_size, prepare_session, read_styles, select_device, shot_session, uses_bf16,
 )
 from .shots import scan
 from .optimize import Targets, content_targets, stylize_frame
@@ -143,7 +143,8 @@ def _painted(trained: _Trained, emit: Callback) -> Iterator[tuple[np.ndarray, Fr
     """Each frame through the network (and `refine` iterations of the optimiser), with its colours
     back under `luminance`, and its record."""
     colors = Colors(trained.session.config.preserve_colors)
-    painted = paint(trained.network, trained.seen, trained.session.device)
+    device = trained.session.device
+    painted = paint(trained.network, trained.seen, device, bf16=uses_bf16(trained.session.config, device))
     began = time.perf_counter()
     for index, (image, iterations) in enumerate(_refined(trained, painted, emit)):
         colors.originals[index] = trained.frames[index]

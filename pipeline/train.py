@@ -112,20 +112,24 @@ def _lands_inside(backward: Tensor) -> Tensor:
     return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(backward.dtype)[:, None]
 
 
-def paint(network: TransformNet, frames: Iterable[np.ndarray], device: torch.device) -> Iterator[np.ndarray]:
-    """Each of `frames` (uint8 (H, W, 3)) through the network, in order, `BATCH` at a time."""
+def paint(network: TransformNet, frames: Iterable[np.ndarray], device: torch.device, *,
+          bf16: bool = False) -> Iterator[np.ndarray]:
+    """Each of `frames` (uint8 (H, W, 3)) through the network, in order, `BATCH` at a time; with
+    `bf16`, its convolutions in bfloat16 (`--precision bf16`, the default on CUDA)."""
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(frame)
         if len(batch) == BATCH:
-            yield from _paint_batch(network, batch, device)
+            yield from _paint_batch(network, batch, device, bf16)
             batch = []
-    yield from _paint_batch(network, batch, device)
+    yield from _paint_batch(network, batch, device, bf16)
 
 
 @torch.no_grad()  # per batch, not around the generator: a no_grad held across `yield` leaks into the caller
-def _paint_batch(network: TransformNet, batch: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
+def _paint_batch(network: TransformNet, batch: list[np.ndarray], device: torch.device, bf16: bool) -> list[np.ndarray]:
     if not batch:
         return []
     images = torch.cat([io.to_tensor(frame) for frame in batch]).to(device)  # (B, 3, H, W)
-    return [io.to_array(image[None]) for image in network(images).cpu()]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        painted = network(images).float()
+    return [io.to_array(image[None]) for image in painted.cpu()]

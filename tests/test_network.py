@@ -158,3 +158,13 @@ def test_refine_runs_at_most_n_optimiser_iterations_on_each_painted_frame(tmp_pa
                                 callback=events.append)
     assert [record.iterations for record in summary.frames] == [3, 3, 3, 3]  # a few iterations always improve a start
     assert sum(type(event).__name__ == "IterationDone" for event in events) >= 12
+
+
+def test_bf16_painting_stays_within_a_few_levels_of_fp32():
+    torch.manual_seed(0)
+    network = TransformNet(width=4, n_residual=1).eval()
+    frames = shot_frames((2,), (48, 32))
+    fp32 = list(train.paint(network, frames, torch.device("cpu")))
+    bf16 = list(train.paint(network, frames, torch.device("cpu"), bf16=True))
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 4 for a, b in zip(fp32, bf16))
+    assert any(not np.array_equal(a, b) for a, b in zip(fp32, bf16))  # it really ran in bf16
