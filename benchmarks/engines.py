@@ -2,6 +2,7 @@
 
     python benchmarks/engines.py CLIP -s samples/styles/swirl.png --max-side 256 [--frames 24]
         [--train-iterations 1000] [--refine 3] [--config default] [--skip-optimize] [--sheet PATH]
+        [--set-network KEY=VALUE ...]
 
 Cuts the first `--frames` frames of CLIP (all by default), stores them losslessly at the working
 size, runs each row with the same preset, seed and style, and prints a Markdown table: training
@@ -9,12 +10,14 @@ seconds, per-frame seconds after training, wall time for the clip, wall time pro
 minute at 30 fps (fixed time + 1800 x the per-frame time: a projection, not a measurement), mean
 style and content loss and warp error from `stylereel evaluate`'s evaluator at the output size,
 each also as a ratio to `optimize`'s. Outputs are lossless (FFV1) so the codec adds nothing.
-`--sheet PATH` also writes the middle frame of the content and of each row side by side, labelled.
+`--sheet PATH` also writes the middle frame of the content and of each row side by side, labelled;
+`--set-network KEY=VALUE` (value read as JSON) changes a setting of the network rows only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from dataclasses import replace
@@ -76,9 +79,13 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=3)
     parser.add_argument("--skip-optimize", action="store_true", help="only the network rows")
     parser.add_argument("--sheet", type=Path, help="write the middle frame of each row here, side by side")
+    parser.add_argument("--set-network", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the network rows, e.g. temporal_weight=1e8 (value read as JSON)")
     args = parser.parse_args()
     config = replace(load_config(args.config), max_side=args.max_side, crf=0)
-    network = replace(config, engine=Engine.network, train_iterations=args.train_iterations or config.train_iterations)
+    changes = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set_network)}
+    network = replace(config, engine=Engine.network, train_iterations=args.train_iterations or config.train_iterations,
+                      **changes)
     rows = {} if args.skip_optimize else {"optimize": config}
     rows |= {f"network ({network.train_iterations} steps)": network,
              f"network --refine {args.refine}": replace(network, refine=args.refine)}

@@ -142,6 +142,7 @@ class Config:
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
     train_iterations: int = 1000  # network: Adam steps of training, one pair of consecutive frames each
     train_crop: int = 256  # network: side of the random square each training step crops from a pair, in pixels
+    train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)
 
@@ -160,7 +161,7 @@ class Config:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_non_negative(
             self, "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight",
-            "stop_tolerance", "prefetch", "hold_step", "residual", "ray_cpus", "refine",
+            "stop_tolerance", "prefetch", "hold_step", "residual", "ray_cpus", "refine", "train_temporal_weight",
         )
         if len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(

@@ -203,7 +203,8 @@ def _interruptible(output: Path) -> Iterator[None]:
 # mode it learned in. The working side and the network's width are recorded but not compared: the
 # network paints any size, and its file says its shape.
 COMPARED = ("styles", "style_blend", "style_scale", "content_layer", "style_layers", "style_layer_weights", "pooling",
-            "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight", "preserve_colors")
+            "content_weight", "style_weight", "tv_weight", "temporal_weight", "train_temporal_weight", "range_weight",
+            "preserve_colors")
 
 
 def trained_for(config: Config, styles: list[Path]) -> dict[str, Any]:
@@ -220,7 +221,8 @@ def trained_for(config: Config, styles: list[Path]) -> dict[str, Any]:
         "content_layer": config.content_layer, "style_layers": list(config.style_layers),
         "style_layer_weights": list(config.style_layer_weights), "pooling": Pooling(config.pooling).value,
         "content_weight": config.content_weight, "style_weight": config.style_weight, "tv_weight": config.tv_weight,
-        "temporal_weight": config.temporal_weight, "range_weight": config.range_weight,
+        "temporal_weight": config.temporal_weight, "train_temporal_weight": config.train_temporal_weight,
+        "range_weight": config.range_weight,
         "preserve_colors": PreserveColors(config.preserve_colors).value, "max_side": config.max_side,
         "network_width": config.network_width, "train_iterations": config.train_iterations,
     }

@@ -58,9 +58,10 @@ def train_network(session: Session, frames: list[np.ndarray], shot_starts: list[
         outputs = network(contents.to(device))  # (B, 3, h, w), B = 2 for a pair
         targets = Targets(content_targets(session.model, contents.to(device), config), session.grams)
         loss = frame_losses(session.model, outputs, targets, config)["total"]
-        if link is not None and config.temporal_weight > 0:
+        if link is not None and config.train_temporal_weight > 0:
             backward, mask = (tensor.to(device) for tensor in link)
-            loss = loss + config.temporal_weight * temporal_loss(outputs[1:], flow.warp(outputs[:1], backward), mask)
+            warped = flow.warp(outputs[:1], backward)
+            loss = loss + config.train_temporal_weight * temporal_loss(outputs[1:], warped, mask)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
