@@ -250,11 +250,10 @@ class _Driver:
         styles_ref = ray.put({"images": self.style_images, "digest": _digest(self.style_images)})
         task = ray.remote(run_chunk).options(num_returns="streaming", max_retries=RETRIES, retry_exceptions=False,
                                              **options)
-        starts = {shot.first for shot in plan.shots}
 
         def submit(chunk: Chunk, images: np.ndarray, shot_first: np.ndarray | None) -> Any:
             return task.remote(self.config, styles_ref, ray.put(images), chunk.first,
-                               None if chunk.first in starts else shot_first)
+                               None if chunk.first in plan.starts else shot_first)
 
         todo = [chunk for chunk in chunks if chunk.first not in self.finished]
         budget = memory_budget(ray)
@@ -286,7 +285,7 @@ class _Driver:
         else:
             record = item["record"]
             if _store_frame(self.checkpoint, chunk, record["index"], item["image"]):
-                if record["index"] == chunk.first and chunk.first > 0 and chunk.first in {s.first for s in plan.shots}:
+                if record["index"] == chunk.first and chunk.first > 0 and chunk.first in plan.starts:
                     self._say(cut_notice(chunk.first, plan.unlinked[chunk.first]))
                 self.records.setdefault(chunk.first, []).append(record)
                 self.emit(FrameDone(**record))
@@ -457,11 +456,10 @@ def task_frames(chunks: list[Chunk], frames: Iterable[np.ndarray], plan: Plan
     first frame of its shot, as soon as the decoder has passed them. A frame may belong to two
     chunks: the tail of one, the next one's own."""
     pending = sorted(chunks, key=lambda chunk: chunk.first)
-    starts = {shot.first for shot in plan.shots}
     open_: list[tuple[Chunk, list[np.ndarray]]] = []
     shot_first = None
     for index, frame in enumerate(frames):
-        shot_first = frame if index in starts else shot_first
+        shot_first = frame if index in plan.starts else shot_first
         while pending and pending[0].first <= index:
             open_.append((pending.pop(0), []))
         for chunk, images in open_:

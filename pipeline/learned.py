@@ -31,11 +31,12 @@ from .network import TransformNet, load_network, save_network
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
 from .sequence import (
-    Colors, Session, chain_view, check_frame_size, prepare_session, read_styles, select_device, shot_session, uses_bf16,
+    Colors, Session, chain_view, check_frame_size, link_back, prepare_session, read_styles, select_device, shot_session,
+    uses_bf16,
 )
 from .shots import scan
 from .optimize import Targets, content_targets, stylize_frame
-from .train import pair_link, paint, train_network
+from .train import paint, train_network
 
 
 def check_engine(config: Config, *, resume: bool) -> None:
@@ -131,12 +132,17 @@ def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: C
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
     starts = _shot_starts(config, seen, clip_starts)
-    session = prepare_session(config, styles, size=(height, width))
-    # Departs from the optimiser: `histogram` maps the style to the clip's first frame, not each shot's.
-    session = shot_session(session, io.to_tensor(seen[0]).to(session.device))
+    session = _loss_session(config, styles, seen)
     emit(RunStarted(len(frames) if paints else 0, width, height, str(session.device)))
     network = train_network(session, seen, starts, steps=config.train_iterations, emit=emit)
     return _Trained(network, session, frames, seen, starts, began, time.perf_counter() - began)
+
+
+def _loss_session(config: Config, styles: list[Path], seen: list[np.ndarray]) -> Session:
+    """The VGG and the style Grams the network's losses (training, `refine`) use for `seen` frames.
+    Departs from the optimiser: `histogram` maps the style to the clip's first frame, not each shot's."""
+    session = prepare_session(config, styles, size=seen[0].shape[:2])
+    return shot_session(session, io.to_tensor(seen[0]).to(session.device))
 
 
 def _painted(trained: _Trained, emit: Callback) -> Iterator[tuple[np.ndarray, FrameDone]]:
@@ -169,8 +175,8 @@ def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback) -
         content = io.to_tensor(trained.seen[index]).to(device)
         targets = Targets(content_targets(model, content, config), trained.session.grams)
         if previous is not None and index not in trained.starts:
-            backward, mask = pair_link(config, trained.seen[index - 1], trained.seen[index])
-            targets = dataclasses.replace(targets, warped=flow.warp(previous, backward.to(device)), mask=mask.to(device))
+            backward, mask = link_back(config.flow, trained.seen[index - 1], trained.seen[index], device)
+            targets = dataclasses.replace(targets, warped=flow.warp(previous, backward), mask=mask)
         emit(FrameStarted(index, config.refine))
         result = stylize_frame(model, io.to_tensor(image).to(device), targets, config=config, n_iters=config.refine,
                                callback=emit)
@@ -321,9 +327,7 @@ def _loaded(frames: list[np.ndarray], styles: list[Path], output: Path, emit: Ca
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
     if config.refine:
-        starts = scan(config, seen)[0]
-        session = prepare_session(config, styles, size=(height, width))
-        session = shot_session(session, io.to_tensor(seen[0]).to(session.device))
+        starts, session = _shot_starts(config, seen, (0,)), _loss_session(config, styles, seen)
     else:
         starts, session = [0], Session(config, select_device(config.device), model=None, grams={})  # no losses
     emit(RunStarted(len(frames), width, height, str(session.device)))

@@ -29,7 +29,7 @@ from .checkpoint import Checkpoint, Resume
 from .config import Flow
 from .events import Callback, FrameDone, FrameStarted, Notice
 from .optimize import Targets, content_targets, stylize_frame
-from .sequence import Session, Step, flow_and_mask, shot_session, stylize_sequence
+from .sequence import Session, Step, link_back, shot_session, stylize_sequence
 
 BLEND = 0.5  # delta of Ruder eq. 10: share of the previous pass's result in a frame's start
 
@@ -131,13 +131,7 @@ def _neighbour(method: Flow, neighbour_frame: np.ndarray, frame: np.ndarray, nei
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """The neighbour's result warped into this frame, and the mask of pixels the flow links (the
     occlusion and photometric checks, as `sequence.link_frames` makes them)."""
-    content = io.to_tensor(frame).to(neighbour.device)
-    forward = backward = None
-    if method != Flow.none:
-        forward = flow.optical_flow(neighbour_frame, frame, method=method)
-        backward = flow.optical_flow(frame, neighbour_frame, method=method)
-    to_neighbour, mask = flow_and_mask(forward, backward, content)
-    mask = mask * flow.photometric_mask(io.to_tensor(neighbour_frame).to(content.device), content, to_neighbour)
+    to_neighbour, mask = link_back(method, neighbour_frame, frame, neighbour.device)
     return flow.warp(neighbour, to_neighbour), mask
 
 

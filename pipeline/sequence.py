@@ -639,6 +639,20 @@ def flow_and_mask(forward: torch.Tensor | None, backward: torch.Tensor | None, c
     return backward, flow.occlusion_mask(forward.to(content.device), backward)
 
 
+def link_back(method: Flow, previous: np.ndarray, current: np.ndarray, device: torch.device | str = "cpu"
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """How frame `current` links back to `previous` (uint8 (H, W, 3) both), as the chain links
+    frames: the flow from `current` to `previous` (1, 2, H, W) and the mask of pixels it explains
+    (1, 1, H, W), Ruder's occlusion checks times the photometric check, on `device`."""
+    content = io.to_tensor(current).to(device)
+    forward = backward = None
+    if method != Flow.none:
+        forward = flow.optical_flow(previous, current, method=method)
+        backward = flow.optical_flow(current, previous, method=method)
+    backward, mask = flow_and_mask(forward, backward, content)
+    return backward, mask * flow.photometric_mask(io.to_tensor(previous).to(device), content, backward)
+
+
 def initial_image(init: Init, content: torch.Tensor, previous: torch.Tensor | None, link: Link | None) -> torch.Tensor:
     """Where a frame's optimisation starts (Ruder et al. 2016, section 3.1); the content if no previous."""
     if previous is None or init == Init.content:

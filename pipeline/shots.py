@@ -7,6 +7,7 @@ a plan are exactly the pieces a local run stylizes independently of each other.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable
@@ -70,6 +71,11 @@ class Plan:
     @property
     def n_frames(self) -> int:
         return len(self.pts)
+
+    @functools.cached_property
+    def starts(self) -> frozenset[int]:
+        """The first frame of each shot."""
+        return frozenset(shot.first for shot in self.shots)
 
 
 def find_cuts(config: Config, frames: Iterable[np.ndarray]) -> list[int]:

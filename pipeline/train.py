@@ -4,10 +4,10 @@ The network (`network.TransformNet`) learns the clip's own frames with the optim
 content loss and the style Grams of the run (`optimize.frame_losses`, the same weights, layers,
 blend and style scale), the TV term, and Ruder et al. 2016's temporal loss between its outputs on
 two consecutive frames, the first warped into the second along the content's flow, outside
-occlusions (`sequence.flow_and_mask` and the photometric check, as the chain links frames). Each
-step takes one pair of consecutive frames of one shot (no pair crosses a cut), the same random crop
-of both (brush strokes keep their scale, and a step costs the crop's size, not the frame's), and
-one Adam step. Texler et al. 2020 train a per-video network on patches too, from painted keyframes.
+occlusions (`sequence.link_back`, the chain's occlusion and photometric checks). Each step takes
+one pair of consecutive frames of one shot (no pair crosses a cut), the same random crop of both
+(brush strokes keep their scale, and a step costs the crop's size, not the frame's), and one Adam
+step. Texler et al. 2020 train a per-video network on patches too, from painted keyframes.
 
 Convention: frames are uint8 (H, W, 3) RGB as the chain sees them (`sequence.chain_view`); images
 on the device are (B, 3, H, W) RGB in [0, 1].
@@ -23,12 +23,12 @@ import torch
 from torch import Tensor
 
 from . import flow, io
-from .config import Config, Flow
+from .config import Config
 from .events import Callback, TrainStep
 from .losses import temporal_loss
 from .network import TransformNet
 from .optimize import Targets, content_targets, frame_losses
-from .sequence import Session, flow_and_mask
+from .sequence import Session, link_back
 
 LEARNING_RATE = 1e-3  # Adam's step size (Johnson et al. 2016)
 BATCH = 4  # frames the network paints at once
@@ -76,23 +76,10 @@ def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, gen
     if first is None:
         index = int(torch.randint(len(frames), (1,), generator=generator))
         return _crop([io.to_tensor(frames[index])], config.train_crop, generator)[0], None
-    backward, mask = pair_link(config, frames[first], frames[first + 1])
+    backward, mask = link_back(config.flow, frames[first], frames[first + 1])
     contents = torch.cat([io.to_tensor(frames[first]), io.to_tensor(frames[first + 1])])  # (2, 3, H, W)
     contents, backward, mask = _crop([contents, backward, mask], config.train_crop, generator)
     return contents, (backward, mask * _lands_inside(backward))
-
-
-def pair_link(config: Config, previous: np.ndarray, current: np.ndarray) -> tuple[Tensor, Tensor]:
-    """How frame `current` links back to `previous` (uint8 (H, W, 3) both), as the chain links
-    frames: the flow from `current` to `previous` (1, 2, H, W) and the mask of pixels it explains
-    (1, 1, H, W): Ruder's occlusion checks times the photometric check. On the CPU."""
-    earlier, content = io.to_tensor(previous), io.to_tensor(current)  # (1, 3, H, W) each
-    forward = backward = None
-    if config.flow != Flow.none:
-        forward = flow.optical_flow(previous, current, method=config.flow)
-        backward = flow.optical_flow(current, previous, method=config.flow)
-    backward, mask = flow_and_mask(forward, backward, content)
-    return backward, mask * flow.photometric_mask(earlier, content, backward)
 
 
 def _crop(tensors: list[Tensor], side: int, generator: torch.Generator) -> list[Tensor]:

@@ -260,3 +260,38 @@ def interrupt_on_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(sequence, "stylize_frame", interrupted)
+
+
+BAD_MODELS = ("not safetensors", "cut short", "foreign", "another architecture", "another version", "damaged tensors")
+
+
+def write_bad_model(path: Path, kind: str) -> Path:
+    """A model file stylereel must refuse, of one of `BAD_MODELS` kinds ("another version" is 99)."""
+    import json
+
+    from safetensors.torch import save_file
+    from stylereel.pipeline.network import MODEL_KEY, TransformNet
+
+    def described(**changes) -> dict[str, str]:
+        description = {"architecture": "stylereel-transform", "version": 1, "width": 4, "n_residual": 2,
+                       "trained_for": {}}
+        return {MODEL_KEY: json.dumps(description | changes)}
+
+    tensors = {name: value.contiguous() for name, value in TransformNet(width=4, n_residual=2).state_dict().items()}
+    if kind == "not safetensors":
+        path.write_bytes(b"\x00" * 64)
+    elif kind == "cut short":
+        save_file(tensors, str(path), metadata=described())
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "foreign":
+        save_file(tensors, str(path), metadata={"format": "pt"})
+    elif kind == "another architecture":
+        save_file(tensors, str(path), metadata=described(architecture="esrgan"))
+    elif kind == "another version":
+        save_file(tensors, str(path), metadata=described(version=99))
+    elif kind == "damaged tensors":
+        save_file({name: value[..., :1].contiguous() for name, value in tensors.items()}, str(path),
+                  metadata=described())
+    else:
+        raise ValueError(f"no bad model of kind {kind!r}")
+    return path

@@ -4,18 +4,15 @@ settings in one line, before any work. The library checks of `load_network` are 
 
 import hashlib
 import json
-from pathlib import Path
 
 import av
 import pytest
-import torch
-from conftest import make_image, make_shots_clip
-from safetensors.torch import save_file
+from conftest import make_image, make_shots_clip, write_bad_model
 from stylereel.cli.main import app
 from stylereel.pipeline import io, learned, run
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.events import TrainStep
-from stylereel.pipeline.network import MODEL_KEY, TransformNet, load_network
+from stylereel.pipeline.network import load_network
 from typer.testing import CliRunner
 
 TINY = ("--max-side", 32, "--device", "cpu")
@@ -105,25 +102,13 @@ def test_a_model_trained_for_other_settings_is_refused_in_one_line(trained, tmp_
     assert not (tmp_path / "out.mp4").exists()
 
 
-def _description(**changes) -> dict[str, str]:
-    description = {"architecture": "stylereel-transform", "version": 1, "width": 4, "n_residual": 2,
-                   "trained_for": {}} | changes
-    return {MODEL_KEY: json.dumps(description)}
-
-
 @pytest.mark.parametrize("kind, words", [
-    ("damaged", "not a model file"),
+    ("cut short", "not a model file"),
     ("foreign", "not a stylereel model"),
-    ("another version", "architecture version 2"),
+    ("another version", "architecture version 99"),
 ])
 def test_a_bad_model_file_is_one_line_and_nothing_is_written(tmp_path, kind, words):
-    model = tmp_path / "model.safetensors"
-    tensors = {name: value.contiguous() for name, value in TransformNet(width=4, n_residual=2).state_dict().items()}
-    if kind == "damaged":
-        save_file(tensors, str(model), metadata=_description())
-        model.write_bytes(model.read_bytes()[:200])  # cut short
-    else:
-        save_file(tensors, str(model), metadata={"format": "pt"} if kind == "foreign" else _description(version=2))
+    model = write_bad_model(tmp_path / "model.safetensors", kind)
     clip = make_shots_clip(tmp_path / "c.mkv", (2,), size=(32, 32)).path
     before = clip.read_bytes()
     for command in (("video", clip), ("image", tmp_path / "photo.png")):

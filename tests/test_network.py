@@ -8,14 +8,13 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import make_shots_clip, shot_frames
-from safetensors.torch import save_file
+from conftest import make_shots_clip, shot_frames, write_bad_model
 from stylereel.cli.main import app
 from stylereel.pipeline import flow, io, run, train
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import InputError
 from stylereel.pipeline.losses import temporal_loss
-from stylereel.pipeline.network import MODEL_KEY, TransformNet, load_network, save_network
+from stylereel.pipeline.network import TransformNet, load_network, save_network
 from stylereel.pipeline.optimize import Targets, content_targets, frame_losses
 from stylereel.pipeline.sequence import prepare_session
 from typer.testing import CliRunner
@@ -83,11 +82,6 @@ def test_a_saved_model_loads_to_identical_outputs(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["model.safetensors"]  # no temporary file left
 
 
-def _describe(**changes) -> dict[str, str]:
-    description = {"architecture": "stylereel-transform", "version": 1, "width": 4, "n_residual": 2, "trained_for": {}}
-    return {MODEL_KEY: json.dumps(description | changes)}
-
-
 @pytest.mark.parametrize("kind, words", [
     ("missing", "no such model file"),
     ("not safetensors", "not a model file"),
@@ -98,18 +92,8 @@ def _describe(**changes) -> dict[str, str]:
 ])
 def test_a_bad_model_file_is_one_clear_error_naming_it(tmp_path, kind, words):
     path = tmp_path / "model.safetensors"
-    tensors = {name: value.contiguous() for name, value in TransformNet(width=4, n_residual=2).state_dict().items()}
-    if kind == "not safetensors":
-        path.write_bytes(b"\x00" * 64)
-    elif kind == "foreign":
-        save_file(tensors, str(path), metadata={"format": "pt"})
-    elif kind == "another architecture":
-        save_file(tensors, str(path), metadata=_describe(architecture="esrgan"))
-    elif kind == "another version":
-        save_file(tensors, str(path), metadata=_describe(version=99))
-    elif kind == "damaged tensors":
-        save_file({name: value[..., :1].contiguous() for name, value in tensors.items()}, str(path),
-                  metadata=_describe())
+    if kind != "missing":
+        write_bad_model(path, kind)
     with pytest.raises(InputError, match=words) as caught:
         load_network(path)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
