@@ -14,6 +14,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from stylereel.pipeline.bench import TEXTBOOK, NetworkTiming, SizeResult
+from stylereel.pipeline.estimates import duration
 from stylereel.pipeline.evaluate import Evaluation
 from stylereel.pipeline.learned import TrainSummary
 from stylereel.pipeline.events import CellDone, PreviewStarted, TasksChanged, TrainStep
@@ -140,20 +141,19 @@ class PreviewView:
 
 
 def print_estimate(console: Console, summary: PreviewSummary) -> None:
-    """Where the sheet went, how long it took, and the full run's estimated time."""
+    """Where the sheet went, how long it took, and the full run's estimated time by each engine."""
     estimate = summary.estimate
     console.print(f"[bold green]done[/]: {summary.n_cells} cells ({summary.rows} x {summary.columns}) in "
                   f"{summary.seconds:.1f} s -> {escape(str(summary.output))}", soft_wrap=True)
     frames = f"{estimate.n_frames} frame(s)" if estimate.n_frames > 1 else "the image"
     console.print(f"estimate for the full run ({frames} at {estimate.width}x{estimate.height} on {estimate.device}, "
-                  f"the settings given): at most {_duration(estimate.seconds)}. It rests on: {escape(estimate.rests_on)}.",
+                  f"the settings given): at most {duration(estimate.seconds)}. It rests on: {escape(estimate.rests_on)}.",
                   soft_wrap=True, highlight=False)
-
-
-def _duration(seconds: float) -> str:
-    minutes, second = divmod(round(seconds), 60)
-    hours, minute = divmod(minutes, 60)
-    return f"{hours} h {minute:02d} min" if hours else f"{minute} min {second:02d} s" if minute else f"{second} s"
+    if summary.network is not None:
+        network = summary.network
+        bound = "at most" if network.upper_bound else "about"
+        console.print(f"with --engine network: {bound} {duration(network.seconds)}. It rests on: "
+                      f"{escape(network.rests_on)}.", soft_wrap=True, highlight=False)
 
 
 def _fpm(progress: Progress, task_id: int) -> str:

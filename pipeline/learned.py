@@ -26,6 +26,7 @@ import numpy as np
 from . import flow, io, outputs, preflight
 from .config import Config, Engine, Pooling, PreserveColors
 from .errors import ConfigError, InputError, Interrupted
+from .estimates import long_run_notices
 from .events import Callback, FrameDone, FrameStarted, RunStarted
 from .network import TransformNet, load_network, save_network
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
@@ -133,6 +134,9 @@ def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: C
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
     starts = _shot_starts(config, seen, clip_starts)
     session = _loss_session(config, styles, seen)
+    if paints:  # a long run says its time first
+        for notice in long_run_notices(session, seen, n_frames=len(frames)):
+            emit(notice)
     emit(RunStarted(len(frames) if paints else 0, width, height, str(session.device)))
     network = train_network(session, seen, starts, steps=config.train_iterations, emit=emit)
     return _Trained(network, session, frames, seen, starts, began, time.perf_counter() - began)

@@ -1,6 +1,6 @@
 """The preview sheet: one frame stylized with each style and each combination of varied settings,
-at the preview preset's size, laid out as a labelled grid in one PNG; and an estimate of the full
-run's time on this device.
+at the preview preset's size, laid out as a labelled grid in one PNG; and estimates of the full
+run's time on this device, by each engine (`estimates`).
 
 Convention: frames and cells are uint8 (H, W, 3) RGB arrays here (the sheet is a picture, not a
 tensor); the stylization itself goes through `run.stylize_array`.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import statistics
 import time
 import typing
 from dataclasses import dataclass
@@ -24,11 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 from . import io, preflight, run
 from .config import Config, load_config, preset_file
 from .errors import ConfigError, InputError, Interrupted
+from .estimates import Estimate, Timings, network_estimate, optimize_estimate, time_iteration, time_network
 from .events import Callback, CellDone, Event, FrameStarted, IterationDone, Notice, PreviewStarted
-from .optimize import Targets, content_targets, iteration_step
-from .sequence import (
-    chain_view, check_frame_size, is_scene_cut, ladder, prepare_session, read_styles, rung_budgets,
-)
+from .sequence import chain_view, check_frame_size, is_scene_cut, prepare_session, read_styles
 from .shots import link_share
 
 # The settings a sheet can vary: those that change how one frame looks.
@@ -38,21 +35,7 @@ PREVIEW_PRESET = preset_file("preview")  # configs/preview.toml, installed with 
 PREVIEW_KEYS = ("max_side", "first_iterations", "rung_iterations", "iterations")  # what the cells take from it
 MAX_SCAN = 900  # frames searched for the first scene cut when --frame is not given (30 s at 30 fps)
 GAP = 4  # pixels between cells and around the grid
-TIMED_ITERATIONS = 2  # iterations timed at the full run's size for the estimate (after one untimed)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """The full run's time for the settings given: `seconds` = `seconds_per_iteration` x `iterations`."""
-
-    seconds: float
-    seconds_per_iteration: float  # measured at width x height on this device
-    iterations: float  # the budget in full-size iterations (coarse ones counted at their cost)
-    n_frames: int
-    width: int
-    height: int
-    device: str
-    rests_on: str  # what the figure assumes, in words
+TIMED_ITERATIONS = 2  # iterations (and training steps) timed at the full run's size for the estimate, after one untimed
 
 
 @dataclass(frozen=True)
@@ -65,7 +48,8 @@ class PreviewSummary:
     cell_width: int  # pixels, label strip included
     cell_height: int
     seconds: float  # stylizing the cells
-    estimate: Estimate
+    estimate: Estimate  # the optimiser's
+    network: Estimate | None = None  # the network engine's (a video, one pass)
 
 
 def parse_vary(items: list[str]) -> dict[str, list[Any]]:
@@ -126,9 +110,10 @@ def preview_sheet(
     seconds = time.perf_counter() - start
     io.write_image(output, grid(cells, labels, columns=len(combos) + 1))
     cell_width, cell_height = cell_size(cells, labels)
-    emit(Notice(f"timing an iteration at the full run's size (--max-side {config.max_side}) for the estimate"))
+    emit(Notice(f"timing an iteration{' and a training step' if index is not None else ''} at the full run's size "
+                f"(--max-side {config.max_side}) for the estimate"))
     return PreviewSummary(output, index, len(cells), len(styles), len(combos) + 1, cell_width, cell_height, seconds,
-                          estimate(content, styles, config, frame=index))
+                          *estimate(content, styles, config, frame=index))
 
 
 def _check_sheet(content: Path, styles: list[Path], output: Path, config: Config, *, vary: dict[str, list[Any]],
@@ -225,9 +210,12 @@ def _full_size(content: Path, config: Config, is_video: bool) -> tuple[int, int]
     return width, height
 
 
-def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | None) -> Estimate:
-    """The full run's time with `config` on this device: one iteration timed at the run's working
-    size (median of TIMED_ITERATIONS after an untimed one) x the iteration budget x the frames."""
+def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | None) -> tuple[Estimate, Estimate | None]:
+    """The full run's time with `config` on this device, by each engine (`estimates`): the
+    optimiser's, one iteration timed at the run's working size (median of TIMED_ITERATIONS after an
+    untimed one) x its iteration budgets x the frames; for a video also the network engine's, a
+    training step and a painted batch timed the same way (None for an image, or with --passes,
+    which the network engine does not make)."""
     is_video = frame is not None
     if is_video:
         info = io.probe_video(content)
@@ -237,35 +225,14 @@ def estimate(content: Path, styles: list[Path], config: Config, *, frame: int | 
         image, n_frames = io.read_image(content, max_side=config.working_side), 1
     height, width = image.shape[:2]
     session = prepare_session(config, styles[:1], size=(height, width))
-    frame_tensor = io.to_tensor(image).to(session.device)
-    step = iteration_step(session.model, frame_tensor, Targets(content_targets(session.model, frame_tensor, config),
-                                                              session.grams), config)
-    times = []
-    for _ in range(TIMED_ITERATIONS + 1):
-        start = time.perf_counter()
-        float(step().detach())  # reads the loss back: the device has finished the iteration
-        times.append(time.perf_counter() - start)
-    per_iteration = statistics.median(times[1:])
-    all_rungs = ladder((height, width), config)
-    rungs, budgets = all_rungs[:-1], rung_budgets(len(all_rungs), config)
-    rungs_cost = sum(rung[0] * rung[1] for rung in rungs) / (height * width)
-    first = sum(budget * rung[0] * rung[1] for budget, rung in zip(budgets, all_rungs)) / (height * width)
-    later = (n_frames - 1) * config.iterations + (config.passes - 1) * n_frames * config.iterations
-    rests_on = (
-        f"{per_iteration:.2f} s per iteration measured now at {width}x{height} on {session.device} "
-        f"x the iteration budgets: {budgets[-1]} on the first frame"
-        + (f" plus {budgets[0]} on the smallest of {len(rungs)} smaller rung(s) of the ladder"
-           + (f" and {budgets[-1]} on each other" if len(rungs) > 1 else "")
-           + f" (counted at {rungs_cost:.2f} of the cost together)" if rungs else "")
-        + (f", {config.iterations} on each of the {n_frames - 1} later frames" if n_frames > 1 else "")
-        + (f", {config.iterations} per frame in each of {config.passes - 1} later passes" if config.passes > 1 else "")
-        + f"; an upper bound: early stopping (stop_tolerance {config.stop_tolerance:g})"
-        + (" and settle" if config.settle and n_frames > 1 else "") + " usually stop frames sooner"
-        + ("; one shot assumed (each scene cut adds a first frame)" if n_frames > 1 else "")
-        + "; decoding, flow, loading and writing not counted"
-    )
-    return Estimate(per_iteration * (first + later), per_iteration, first + later, n_frames, width, height,
-                    str(session.device), rests_on)
+    timings = Timings(iteration=time_iteration(session, image, repeat=TIMED_ITERATIONS))
+    sizes = {"width": width, "height": height, "n_frames": n_frames, "device": str(session.device)}
+    optimiser = optimize_estimate(config, timings=timings, **sizes)
+    if not is_video or config.passes > 1:
+        return optimiser, None
+    train_step, painted = time_network(session, [image], repeat=TIMED_ITERATIONS)
+    timings = dataclasses.replace(timings, train_step=train_step, paint=painted)
+    return optimiser, network_estimate(config, timings=timings, **sizes)
 
 
 def grid(cells: list[np.ndarray], labels: list[list[str]], *, columns: int) -> np.ndarray:

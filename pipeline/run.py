@@ -22,6 +22,7 @@ from . import io, learned, outputs, preflight
 from .checkpoint import Checkpoint, Resume
 from .config import Config, Engine
 from .errors import DeviceError, InputError, Interrupted
+from .estimates import long_run_notices
 from .events import Callback, Event, FrameDone, FramesChecked, FrameStarted, IterationDone, Notice, RunStarted
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
@@ -99,7 +100,7 @@ def stylize_frames(
     notices += _device_notice(checkpoint, progress, device)
     # The frames are written by the checkpoint (its PNGs), and moved into place at the end.
     job = _Job(output_dir, lambda index, image: None, len(checked.paths), checkpoint, progress, notices,
-               replay_writes=False)
+               replay_writes=False, says_time=not resume)
     summary = _run(io.read_frames(checked.paths, max_side=config.working_side), styles, config, job, callback)
     with checkpoint.kept_on_interrupt(f"moving the finished frames into {output_dir}"):
         outputs.collect_frames(checkpoint, checked.targets[: summary.n_frames], keep=keep_frames)
@@ -142,7 +143,7 @@ def stylize_video(
     with checkpoint.kept_on_interrupt(f"writing {checked.output}"):
         with _video_writer(checked, first, config) as writer:
             job = _Job(checked.output, lambda index, image: writer.write(image, pts[index]),
-                       _video_frames(checked.info, config), checkpoint, progress, notices)
+                       _video_frames(checked.info, config), checkpoint, progress, notices, says_time=not resume)
             summary = _run(_with_pts(first, frames, pts), styles, config, job, callback)
         for notice in [audio_notice(writer.audio_mode, checked.info.audio_codec, checked.chosen),
                        *decoder_notices(content, frames.error, frames.lost, summary.n_frames)]:
@@ -190,6 +191,7 @@ class _Job:
     resume: Resume = field(default_factory=Resume)
     notices: list[Notice] = field(default_factory=list)
     replay_writes: bool = True  # a resume writes the checkpointed frames again (False: they stay there)
+    says_time: bool = False  # a long run says its estimated time first (video, frames; a resume has its ETA)
 
 
 def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: _Job, callback: Callback | None) -> Summary:
@@ -211,6 +213,8 @@ def _run(frames: Iterable[np.ndarray], styles: list[Path], config: Config, job: 
         session = prepare_session(config, styles, size=(height, width))
         if job.resume.rng is not None:
             torch.set_rng_state(job.resume.rng)  # after the seeding in prepare_session
+        if job.says_time:
+            job.notices += long_run_notices(session, [first], n_frames=job.n_frames)
         for notice in job.notices:
             emit(notice)
         # The frames bar counts every frame of every pass.

@@ -1,4 +1,4 @@
-"""The preview sheet: grid, labels, frame choice, time estimate, and bad --vary values."""
+"""The preview sheet: grid, labels, frame choice, both engines' time estimates, and bad --vary values."""
 
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ def test_sheet_has_a_row_per_style_led_by_the_content(tmp_path, styles, preset):
         label = sheet[top + 24 : top + height, gap + width + gap : gap + 2 * width + gap]
         assert (label < 128).any()  # the label is drawn under the cell
     assert summary.estimate.n_frames == 1 and summary.estimate.iterations == FAST.first_iterations
+    assert summary.network is None  # an image has no clip to train on
 
 
 def test_grid_lays_out_cells_row_by_row():
@@ -120,11 +121,24 @@ def test_estimate_counts_the_budget_of_every_frame_and_pass(tmp_path, styles):
     clip = tmp_path / "shots.mkv"
     _shots_clip(clip)
     config = Config(max_side=32, first_iterations=20, iterations=5, passes=2, device="cpu", coarse_to_fine=False)
-    estimate = preview.estimate(clip, styles, config, frame=0)
+    estimate, network = preview.estimate(clip, styles, config, frame=0)
     assert estimate.n_frames == 8 and (estimate.width, estimate.height) == (32, 24)
     assert estimate.iterations == 20 + 7 * 5 + 8 * 5
-    assert estimate.seconds == pytest.approx(estimate.seconds_per_iteration * estimate.iterations)
+    assert estimate.seconds == pytest.approx(estimate.timings.iteration * estimate.iterations)
     assert "20 on the first frame" in estimate.rests_on and "upper bound" in estimate.rests_on
+    assert network is None  # the network engine makes one pass
+
+
+def test_a_video_also_gets_the_network_engines_estimate(tmp_path, styles):
+    clip = tmp_path / "shots.mkv"
+    _shots_clip(clip)
+    config = Config(max_side=32, device="cpu", coarse_to_fine=False, train_iterations=50, refine=2)
+    estimate, network = preview.estimate(clip, styles, config, frame=0)
+    timings = network.timings
+    assert network.engine == "network" and network.n_frames == 8 and network.train_steps == 50
+    assert timings.train_step > 0 and timings.paint > 0 and timings.iteration == estimate.timings.iteration
+    assert network.seconds == pytest.approx(50 * timings.train_step + 8 * timings.paint + 8 * 2 * timings.iteration)
+    assert "x 50 steps" in network.rests_on and "(--refine)" in network.rests_on
 
 
 def test_a_missing_style_is_refused_before_the_frame_is_searched(tmp_path, preset, monkeypatch):
@@ -170,6 +184,18 @@ def test_cli_preview_writes_the_sheet_and_the_estimate(tmp_path, styles, preset,
     width, height = preview.cell_size([np.zeros((24, 32, 3), np.uint8)], labels)
     assert io.read_image(output).shape == (height + 2 * preview.GAP, 4 * (width + preview.GAP) + preview.GAP, 3)
     assert "estimate for the full run" in result.output and "3 on the first frame" in result.output
+    assert "with --engine network" not in result.output  # an image
+
+
+def test_cli_preview_of_a_video_gives_both_engines(tmp_path, styles, preset, monkeypatch):
+    monkeypatch.setattr(preview, "PREVIEW_PRESET", preset)
+    clip = tmp_path / "shots.mkv"
+    _shots_clip(clip)
+    result = CliRunner().invoke(app, ["preview", str(clip), "-s", str(styles[0]), "-o", str(tmp_path / "sheet.png"),
+                                      "--max-side", "32", "--device", "cpu", "--no-coarse-to-fine"])
+    assert result.exit_code == 0, result.output
+    assert "estimate for the full run (8 frame(s) at 32x24 on cpu" in result.output
+    assert "with --engine network: about " in result.output and "x 1000 steps" in result.output
 
 
 def test_a_full_run_size_too_small_for_vgg_is_one_error_line_before_any_cell(tmp_path):
