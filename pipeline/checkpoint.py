@@ -5,6 +5,8 @@ frame as a lossless PNG (for video, whose container cannot be appended to), and 
 frames are done, the last stylized frame at full precision and its content frame (so the temporal
 chain continues exactly), the random state, and the per-frame records for `--stats`.
 PNG first, state second: the state never counts a frame whose image is not on disk.
+A network engine run (`--engine network`) keeps `training.pt` as well: its network's, Adam's and the
+sampling generator's state after the last saved training step (and, with `--refine`, the frames).
 
 The resume contract (`run_settings`) is the same for the local and the Ray path: what must match for
 a work folder to be continued.
@@ -25,12 +27,13 @@ import numpy as np
 import torch
 
 from . import io
-from .config import Config
+from .config import Config, Engine
 from .errors import ConfigError, Interrupted, OutputError
 
 SETTINGS = "settings.json"
 STATE = "state.pt"
 PASS = "pass.pt"
+TRAINING = "training.pt"  # the network engine's training state
 # Recorded but not compared: a resume may run on another device (it is told so, see `saved`).
 NOT_COMPARED = ("device",)
 
@@ -123,10 +126,28 @@ class Checkpoint:
         try:
             yield
         except KeyboardInterrupt:
-            if self.folder.exists():
-                raise Interrupted(f"interrupted while {doing}; the finished frames are kept in {self.folder}, "
-                                  "run the same command with --resume to finish") from None
-            raise Interrupted(f"interrupted while {doing}; nothing was kept") from None
+            raise self.interrupted(doing, "the finished frames are" if self.folder.exists() else None) from None
+
+    def interrupted(self, doing: str, kept: str | None) -> Interrupted:
+        """The one line Ctrl-C ends a run with: it stopped while `doing`, and `kept` ("the finished
+        frames are") is kept in the work folder for --resume, or nothing was (`kept` None)."""
+        if kept is None:
+            return Interrupted(f"interrupted while {doing}; nothing was kept")
+        return Interrupted(f"interrupted while {doing}; {kept} kept in {self.folder}, "
+                           "run the same command with --resume to finish")
+
+    def save_training(self, state: dict[str, Any]) -> None:
+        """Keep the network engine's training state (`train.TrainState` as a dict of tensors and
+        plain values), replacing the last: an interrupt while writing leaves the last one whole."""
+        temp = self.folder / (TRAINING + ".tmp")
+        torch.save(state, temp)
+        os.replace(temp, self.folder / TRAINING)
+
+    def load_training(self) -> dict[str, Any] | None:
+        """The training state an interrupted network run kept, on the CPU, or None. Tensors and
+        plain values only (`weights_only`): loading it runs no code."""
+        path = self.folder / TRAINING
+        return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
     def frame_path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
@@ -165,8 +186,10 @@ def run_settings(config: Config, inputs: list[Path], device: str) -> dict[str, A
     compared (see `NOT_COMPARED`). A Ray run (`device` "ray") records that it is one and how it cut
     the shots, not which cluster it ran on. Returned as JSON would give it back (tuples as lists)."""
     ignored = ("max_frames", "crf", "prefetch", "compile", "ray", "ray_cpus", "max_chunk_frames", "seam_frames")
-    # Later passes run over every frame of the run, so a multi-pass run keeps its frame count.
-    values = {k: v for k, v in asdict(config).items() if k not in ignored or (k == "max_frames" and config.passes > 1)}
+    # Later passes run over every frame of the run, and the network engine trains on every frame,
+    # so a multi-pass or network run keeps its frame count.
+    keeps_count = config.passes > 1 or config.engine == Engine.network
+    values = {k: v for k, v in asdict(config).items() if k not in ignored or (k == "max_frames" and keeps_count)}
     if config.ray is not None:
         values |= {"ray": True, "max_chunk_frames": config.max_chunk_frames, "seam_frames": config.seam_frames}
     values["device"] = device

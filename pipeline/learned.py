@@ -18,16 +18,19 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import Tensor
+
 from . import flow, io, outputs, preflight
 from .config import Config, Engine, Pooling, PreserveColors
+from .checkpoint import Checkpoint, Resume
 from .errors import ConfigError, InputError, Interrupted
 from .estimates import long_run_notices
-from .events import Callback, FrameDone, FrameStarted, RunStarted
+from .events import Callback, FrameDone, FrameStarted, Notice, RunStarted
 from .network import TransformNet, load_network, save_network
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
@@ -37,13 +40,14 @@ from .sequence import (
 )
 from .shots import scan
 from .optimize import Targets, content_targets, stylize_frame
-from .train import paint, train_network
+from .train import BATCH, TrainState, paint, train_network
 
 
-def check_engine(config: Config, *, resume: bool) -> None:
+def check_engine(config: Config, *, resume: bool, model: Path | None) -> None:
     """What the network engine cannot do yet: ConfigError naming it, before any work."""
-    if resume:
-        raise ConfigError("--resume is not available with --engine network yet; run again without it")
+    if resume and model is not None:
+        raise ConfigError("--resume is not available with --model (a model file's run trains nothing and keeps no "
+                          "work folder); run again without it")
     if config.ray is not None:
         raise ConfigError("--ray is not available with --engine network yet")
     if config.passes > 1:
@@ -52,61 +56,71 @@ def check_engine(config: Config, *, resume: bool) -> None:
 
 def stylize_video_with_network(content: Path, styles: list[Path], output: Path | None, config: Config, *,
                                overwrite: bool, stats: Path | None, callback: Callback | None,
-                               model: Path | None = None) -> Summary:
+                               model: Path | None = None, resume: bool = False) -> Summary:
     """`run.stylize_video` with the network engine: train on the clip's frames, then paint them;
     with `model`, paint them with that model file's network instead (`use_model`), untrained.
+    Training keeps its state in `<output>.parts/` (`_Work`); `resume` continues it.
 
-    Raises what `run.stylize_video` raises; Interrupted on Ctrl-C (nothing is written).
+    Raises what `run.stylize_video` raises; Interrupted on Ctrl-C, saying what is kept.
     """
     emit = callback or (lambda event: None)
     loaded = use_model(model, config, styles) if model is not None else None  # a bad file fails first
     config = loaded.config if loaded is not None else config
     checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
     check_frame_size(config, checked.width, checked.height, name=checked.output)
-    read_styles(config, styles, long_side=max(checked.width, checked.height))
-    decoded = io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)
-    with _interruptible(checked.output):
+    work = _Work.of_run(checked.output, config, [content, *styles], loaded, resume=resume, overwrite=overwrite)
+    with work.kept_on_interrupt():
+        work.start(resume=resume, overwrite=overwrite, emit=emit)
+        read_styles(config, styles, long_side=max(checked.width, checked.height))
+        decoded = io.read_video(content, max_side=config.working_side, max_frames=config.max_frames)
         video = list(decoded)  # every frame at the working size: training samples from all of them
         if not video:
             raise InputError(f"{content}: no frames to stylize")
         for notice in streams_notice(content, checked.info):
             emit(notice)
-        trained = _ready([frame.image for frame in video], styles, checked.output, config, emit, loaded)
+        trained = _ready([frame.image for frame in video], styles, checked.output, config, emit, loaded, work)
         records: list[FrameDone] = []
+        work.doing = f"writing {checked.output}"
         with io.VideoWriter(checked.output, width=checked.width, height=checked.height,
                             time_base=video[0].time_base, rate=checked.info.average_rate, crf=config.crf,
                             audio_from=content) as writer:
-            for frame, (image, record) in zip(video, _painted(trained, emit)):
+            for frame, (image, record) in zip(video, _painted(trained, emit, work)):
                 writer.write(image, frame.pts)
                 records.append(record)
         emit(audio_notice(writer.audio_mode, checked.info.audio_codec, checked.chosen))
         for notice in decoder_notices(content, decoded.error, decoded.lost, len(video)):
             emit(notice)
-        return outputs.finish(_summary(trained, checked.output, records), stats, None, keep_frames=False)
+        return outputs.finish(_summary(trained, checked.output, records), stats, work.checkpoint, keep_frames=False)
 
 
 def stylize_frames_with_network(folder: Path, styles: list[Path], output_dir: Path, config: Config, *,
                                 overwrite: bool, stats: Path | None, callback: Callback | None,
-                                model: Path | None = None) -> Summary:
+                                model: Path | None = None, resume: bool = False) -> Summary:
     """`run.stylize_frames` with the network engine (with `model`, that model file's network); the
-    PNGs are written once all are painted."""
+    PNGs are written once all are painted. Training keeps its state as for video; `resume`."""
     emit = callback or (lambda event: None)
     loaded = use_model(model, config, styles) if model is not None else None  # a bad file fails first
     config = loaded.config if loaded is not None else config
     checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
-    preflight.check_output_dir(output_dir, checked.targets, overwrite=overwrite, input_dir=folder)
+    work = _Work.of_run(output_dir, config, [*checked.every_path, *styles], loaded, resume=resume,
+                        overwrite=overwrite)
+    # A run stopped while writing the frames resumes into the folder it was writing.
+    preflight.check_output_dir(output_dir, checked.targets, overwrite=overwrite or work.resuming(resume),
+                               input_dir=folder)
     resized = preflight.check_frames(checked.paths, styles, config, emit)
-    with _interruptible(output_dir):
+    with work.kept_on_interrupt():
+        work.start(resume=resume, overwrite=overwrite, emit=emit)
         for notice in folder_notices(folder, checked.skipped, resized):
             emit(notice)
         trained = _ready(list(io.read_frames(checked.paths, max_side=config.working_side)), styles, output_dir,
-                         config, emit, loaded)
-        painted = list(_painted(trained, emit))  # all of them before the first is written
+                         config, emit, loaded, work)
+        painted = list(_painted(trained, emit, work))  # all of them before the first is written
+        work.doing = f"writing the frames into {output_dir}"
         output_dir.mkdir(exist_ok=True)
         for target, (image, _) in zip(checked.targets, painted):
             io.write_image(target, image)
         summary = _summary(trained, output_dir, [record for _, record in painted])
-        return outputs.finish(summary, stats, None, keep_frames=False)
+        return outputs.finish(summary, stats, work.checkpoint, keep_frames=False)
 
 
 @dataclass
@@ -124,21 +138,24 @@ class _Trained:
     model: Path | None = None  # the model file painting the clip, untrained (`use_model`)
 
 
-def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: Config, emit: Callback, *,
-           clip_starts: tuple[int, ...] = (0,), paints: bool = True) -> _Trained:
+def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: Config, emit: Callback,
+           work: _Work, *, clip_starts: tuple[int, ...] = (0,), paints: bool = True) -> _Trained:
     """Find the shots of `frames` (of each clip of them, starting at `clip_starts`), prepare the
-    losses and train the network on them; the frames bar counts them only if the run `paints` them."""
-    began = time.perf_counter()
+    losses and train the network on them, from and into `work`'s checkpoint if it has one; the
+    frames bar counts them only if the run `paints` them."""
+    began, work.doing = time.perf_counter(), "training the network"
     height, width = frames[0].shape[:2]
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
     starts = _shot_starts(config, seen, clip_starts)
     session = _loss_session(config, styles, seen)
-    if paints:  # a long run says its time first
+    if paints and work.training is None:  # a long run says its time first; a resumed one has its ETA
         for notice in long_run_notices(session, seen, n_frames=len(frames)):
             emit(notice)
     emit(RunStarted(len(frames) if paints else 0, width, height, str(session.device)))
-    network = train_network(session, seen, starts, steps=config.train_iterations, emit=emit)
+    network = train_network(session, seen, starts, steps=config.train_iterations, emit=emit, resume=work.training,
+                            save=work.save_training if work.checkpoint is not None else None)
+    work.doing = "painting the frames"
     return _Trained(network, session, frames, seen, starts, began, time.perf_counter() - began)
 
 
@@ -149,32 +166,41 @@ def _loss_session(config: Config, styles: list[Path], seen: list[np.ndarray]) ->
     return shot_session(session, io.to_tensor(seen[0]).to(session.device))
 
 
-def _painted(trained: _Trained, emit: Callback) -> Iterator[tuple[np.ndarray, FrameDone]]:
+def _painted(trained: _Trained, emit: Callback, work: _Work) -> Iterator[tuple[np.ndarray, FrameDone]]:
     """Each frame through the network (and `refine` iterations of the optimiser), with its colours
-    back under `luminance`, and its record."""
+    back under `luminance`, and its record. With `refine`, each finished frame is kept in `work`,
+    and those an interrupted run kept are read back instead of painted again."""
     colors = Colors(trained.session.config.preserve_colors)
-    device = trained.session.device
-    painted = paint(trained.network, trained.seen, device, bf16=uses_bf16(trained.session.config, device))
+    done = yield from work.replayed(emit)
+    device, first = trained.session.device, done - done % BATCH  # from a whole batch: the same batches as before
+    painted = paint(trained.network, trained.seen[first:], device, bf16=uses_bf16(trained.session.config, device))
+    painted = itertools.islice(painted, done - first, None)
+    records = [FrameDone(**record) for record in work.resumed.records[:done]]
     began = time.perf_counter()
-    for index, (image, iterations) in enumerate(_refined(trained, painted, emit)):
+    for index, (image, iterations, chain) in enumerate(_refined(trained, painted, emit, done, work.chain()), done):
         colors.originals[index] = trained.frames[index]
-        done = time.perf_counter()
-        record = FrameDone(index, iterations, done - began, {}, index in trained.starts[1:])
-        trained.infer_seconds += done - began
+        finished = time.perf_counter()
+        record = FrameDone(index, iterations, finished - began, {}, index in trained.starts[1:])
+        trained.infer_seconds += finished - began
+        image = colors.output(index, image)
+        records.append(record)
+        work.save_frame(index, image, records, chain)
         emit(record)
-        yield colors.output(index, image), record
+        yield image, record
         began = time.perf_counter()
 
 
-def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback) -> Iterator[tuple[np.ndarray, int]]:
-    """Each painted frame after at most `config.refine` iterations of the per-frame optimisation
-    started from it, held by Ruder's temporal loss to its refined predecessor warped into it
-    (within a shot), and how many iterations it took. With `refine` 0, the frames as painted."""
+def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,
+             previous: Tensor | None) -> Iterator[tuple[np.ndarray, int, dict[str, Tensor] | None]]:
+    """Each painted frame from frame `first` on after at most `config.refine` iterations of the
+    per-frame optimisation started from it, held by Ruder's temporal loss to its refined predecessor
+    (`previous` for the first) warped into it (within a shot), how many iterations it took, and what
+    the next frame needs (None without `refine`). With `refine` 0, the frames as painted."""
     config, model, device = trained.session.config, trained.session.model, trained.session.device
-    previous = None
-    for index, image in enumerate(painted):
+    previous = previous.to(device) if previous is not None else None
+    for index, image in enumerate(painted, first):
         if not config.refine:
-            yield image, 0
+            yield image, 0, None
             continue
         content = io.to_tensor(trained.seen[index]).to(device)
         targets = Targets(content_targets(model, content, config), trained.session.grams)
@@ -185,7 +211,7 @@ def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback) -
         result = stylize_frame(model, io.to_tensor(image).to(device), targets, config=config, n_iters=config.refine,
                                callback=emit)
         previous = result.image
-        yield io.to_array(result.image), result.iterations
+        yield io.to_array(result.image), result.iterations, {"previous": previous.cpu()}
 
 
 def _summary(trained: _Trained, output: Path, records: list[FrameDone]) -> Summary:
@@ -199,13 +225,98 @@ def _summary(trained: _Trained, output: Path, records: list[FrameDone]) -> Summa
                    train={"steps": trained.session.config.train_iterations, "seconds": trained.train_seconds})
 
 
-@contextlib.contextmanager
-def _interruptible(output: Path) -> Iterator[None]:
-    """Ctrl-C inside becomes Interrupted: nothing was written (the network engine keeps no work folder yet)."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; nothing was written to {output}") from None
+@dataclass
+class _Work:
+    """A network run's work folder (`checkpoint.Checkpoint`, `<output>.parts/`, None for a run that
+    keeps none: a model file's, `train_model`'s) and what it keeps: the training state, saved by
+    `train_network` (every `train.SAVE_SECONDS`, at its end and on Ctrl-C), and with `refine` each
+    finished frame, as the optimiser keeps them. Without `refine` painting is fast and a resume
+    paints again."""
+
+    output: Path
+    checkpoint: Checkpoint | None = None
+    steps: int = 0  # the run's training steps
+    training: TrainState | None = None  # the training an interrupted run kept, to continue
+    kept_steps: int | None = None  # training steps kept in the folder (None: none)
+    resumed: Resume = field(default_factory=Resume)  # the refined frames an interrupted run kept
+    kept_frames: int = 0
+    doing: str = "preparing the run"
+
+    @classmethod
+    def of_run(cls, output: Path, config: Config, inputs: list[Path], loaded: LoadedModel | None, *, resume: bool,
+               overwrite: bool) -> _Work:
+        """The work of a run writing `output`, checked before any work (`Checkpoint.check`: a
+        folder left there needs `resume` or `overwrite`; a resume, the same settings and inputs)."""
+        if loaded is not None:
+            return cls(output)
+        checkpoint = Checkpoint.for_run(output, config, inputs, device=select_device(config.device).type)
+        checkpoint.check(resume=resume, overwrite=overwrite)
+        return cls(output, checkpoint, config.train_iterations)
+
+    def resuming(self, resume: bool) -> bool:
+        return resume and self.checkpoint is not None and self.checkpoint.folder.exists()
+
+    def start(self, *, resume: bool, overwrite: bool, emit: Callback) -> None:
+        """Create the work folder, or with `resume` read what it keeps."""
+        if self.checkpoint is None:
+            return
+        self.resumed = self.checkpoint.start(resume=resume, overwrite=overwrite)
+        state = self.checkpoint.load_training() if resume else None
+        if state is not None:
+            self.training = TrainState(**state)
+            self.kept_steps, self.kept_frames = self.training.step, self.resumed.done
+            emit(Notice(f"resuming the training after step {self.training.step} from {self.checkpoint.folder}"))
+
+    def save_training(self, state: TrainState) -> None:
+        self.checkpoint.save_training(vars(state))
+        self.kept_steps = state.step
+
+    def chain(self) -> Tensor | None:
+        """The last refined frame an interrupted run kept, at full precision, or None."""
+        return self.resumed.chain["previous"] if self.resumed.chain is not None else None
+
+    def replayed(self, emit: Callback) -> Iterator[tuple[np.ndarray, FrameDone]]:
+        """The refined frames an interrupted run kept, with their records; returns their number."""
+        if self.resumed.done:
+            emit(Notice(f"resuming after frame {self.resumed.done} from {self.checkpoint.folder}"))
+        for index in range(self.resumed.done):
+            record = FrameDone(**self.resumed.records[index])
+            emit(record)
+            yield io.read_image(self.checkpoint.frame_path(index)), record
+        return self.resumed.done
+
+    def save_frame(self, index: int, image: np.ndarray, records: list[FrameDone], chain: dict[str, Tensor] | None
+                   ) -> None:
+        """Keep a refined frame (`chain` not None) and what the next one needs."""
+        if self.checkpoint is not None and chain is not None:
+            self.checkpoint.save(index, image, [dataclasses.asdict(record) for record in records], chain)
+            self.kept_frames = index + 1
+
+    def kept(self) -> str | None:
+        """What the work folder keeps, for Ctrl-C's line ("... is"), or None."""
+        if self.kept_steps is None:
+            return None
+        if self.kept_frames:
+            return f"the trained network and {self.kept_frames} finished frame(s) are"
+        if self.kept_steps < self.steps:
+            return f"the training up to step {self.kept_steps} of {self.steps} is"
+        return "the trained network is"
+
+    @contextlib.contextmanager
+    def kept_on_interrupt(self) -> Iterator[None]:
+        """Ctrl-C inside becomes one Interrupted line saying what is kept for --resume; a failure
+        with nothing kept drops the work folder, as the optimiser's runs do."""
+        try:
+            yield
+        except BaseException as error:
+            kept = self.kept()
+            if self.checkpoint is not None and kept is None:
+                self.checkpoint.remove()
+            if not isinstance(error, KeyboardInterrupt):
+                raise
+            if self.checkpoint is None:
+                raise Interrupted(f"interrupted while {self.doing}; nothing was written to {self.output}") from None
+            raise self.checkpoint.interrupted(self.doing, kept) from None
 
 
 # What a model must have been trained for to paint a run that names its styles: the losses the
@@ -307,18 +418,19 @@ def stylize_image_with_model(content: Path, styles: list[Path], output: Path, co
     io.check_image_suffix(output)
     preflight.check_stats(stats, inputs=[content, *styles, model], outputs=[output])
     frame = io.read_image(content, max_side=loaded.config.working_side)
-    with _interruptible(output):
+    work = _Work(output, doing=f"painting {output}")
+    with work.kept_on_interrupt():
         trained = _loaded([frame], styles, output, emit, loaded)
-        image, record = next(_painted(trained, emit))
+        image, record = next(_painted(trained, emit, work))
         io.write_image(output, image)
         return outputs.finish(_summary(trained, output, [record]), stats, None, keep_frames=False)
 
 
 def _ready(frames: list[np.ndarray], styles: list[Path], output: Path, config: Config, emit: Callback,
-           loaded: LoadedModel | None) -> _Trained:
-    """The network that paints `frames`: trained on them, or the model file's as it is."""
+           loaded: LoadedModel | None, work: _Work) -> _Trained:
+    """The network that paints `frames`: trained on them (into and from `work`), or the model file's as it is."""
     if loaded is None:
-        return _train(frames, styles, output, config, emit)
+        return _train(frames, styles, output, config, emit, work)
     return _loaded(frames, styles, output, emit, loaded)
 
 
@@ -384,12 +496,13 @@ def train_model(inputs: list[Path], styles: list[Path], output: Path, config: Co
         raise ConfigError("training needs at least one style image (-s)")
     preflight.check_output(output, overwrite=overwrite, inputs=[*inputs, *styles])
     kinds = [_input_kind(path) for path in inputs]  # each input opens before any is decoded
-    with _interruptible(output):
+    work = _Work(output)  # no work folder: the model file is written at the end
+    with work.kept_on_interrupt():
         clips = [_decoded(path, kind, config) for path, kind in zip(inputs, kinds)]
         read_styles(config, styles, long_side=max(clips[0][0].shape[:2]))
         clip_starts = tuple(itertools.accumulate([0, *map(len, clips[:-1])]))
         frames = [frame for clip in clips for frame in clip]
-        trained = _train(frames, styles, output, config, emit, clip_starts=clip_starts, paints=False)
+        trained = _train(frames, styles, output, config, emit, work, clip_starts=clip_starts, paints=False)
         save_network(output, trained.network, trained_for(config, styles))
     height, width = frames[0].shape[:2]
     return TrainSummary(output, len(inputs), len(frames), len(trained.starts), width, height,

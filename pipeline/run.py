@@ -80,9 +80,9 @@ def stylize_frames(
     cluster (`cluster.stylize_frames_on_ray`). `model` (a model file) implies the network engine.
     """
     if config.engine == Engine.network or model is not None:
-        learned.check_engine(config, resume=resume)
+        learned.check_engine(config, resume=resume, model=model)
         return learned.stylize_frames_with_network(folder, styles, output_dir, config, overwrite=overwrite,
-                                                   stats=stats, callback=callback, model=model)
+                                                   stats=stats, callback=callback, model=model, resume=resume)
     if config.ray is not None:
         from .cluster import stylize_frames_on_ray
 
@@ -120,9 +120,9 @@ def stylize_video(
     `model` (a model file, `learned.use_model`) implies the network engine, and paints untrained.
     """
     if config.engine == Engine.network or model is not None:
-        learned.check_engine(config, resume=resume)
+        learned.check_engine(config, resume=resume, model=model)
         return learned.stylize_video_with_network(content, styles, output, config, overwrite=overwrite, stats=stats,
-                                                  callback=callback, model=model)
+                                                  callback=callback, model=model, resume=resume)
     if config.ray is not None:
         from .cluster import stylize_video_on_ray  # the only module that imports Ray, and only then
 

@@ -16,7 +16,9 @@ on the device are (B, 3, H, W) RGB in [0, 1].
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ from .sequence import Session, link_back
 
 LEARNING_RATE = 1e-3  # Adam's step size (Johnson et al. 2016)
 BATCH = 4  # frames the network paints at once
+SAVE_SECONDS = 60.0  # between checkpoints of training (`train_network`'s `save`)
 
 
 def training_pairs(n_frames: int, shot_starts: Iterable[int]) -> list[int]:
@@ -40,33 +43,76 @@ def training_pairs(n_frames: int, shot_starts: Iterable[int]) -> list[int]:
     return [index for index in range(n_frames - 1) if index + 1 not in starts]
 
 
+@dataclass
+class TrainState:
+    """Where training stands after `step` steps, all a resume needs to continue it exactly: the
+    network's and Adam's state dicts and the sampling generator's state (tensors and plain values)."""
+
+    step: int
+    network: dict[str, Tensor]
+    optimiser: dict[str, Any]
+    generator: Tensor  # torch.Generator.get_state()
+
+
 def train_network(session: Session, frames: list[np.ndarray], shot_starts: list[int], *, steps: int,
-                  emit: Callback, network: TransformNet | None = None, start: int = 0) -> TransformNet:
-    """Train a network on `frames` for `steps` Adam steps (from step `start` of a given `network`)
-    and return it in eval mode; reports a `TrainStep` after each step. Seeded by `config.seed`:
-    the same frames and settings give the same network on the same device and threads."""
-    config, device = session.config, session.device
-    network = (network or TransformNet(width=config.network_width)).to(device).train()
+                  emit: Callback, network: TransformNet | None = None, start: int = 0,
+                  resume: TrainState | None = None, save: Callable[[TrainState], None] | None = None,
+                  save_seconds: float = SAVE_SECONDS) -> TransformNet:
+    """Train a network on `frames` for `steps` Adam steps (from step `start` of a given `network`,
+    or from where `resume` stood) and return it in eval mode; reports a `TrainStep` after each step.
+    Seeded by `config.seed`: the same frames and settings give the same network on the same device
+    and threads, and so does a run resumed from a saved `TrainState`. `save` is given the state
+    every `save_seconds`, after the last step, and on Ctrl-C (then re-raised) unless it came inside
+    Adam's step, which leaves no consistent state (the last save stands)."""
+    config = session.config
+    network = (network or TransformNet(width=config.network_width)).to(session.device).train()
     optimiser = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
     pairs = training_pairs(len(frames), shot_starts) or [None]  # a one-frame clip: frames alone
     generator = torch.Generator().manual_seed(config.seed)
-    began = time.perf_counter()
-    for step in range(start, steps):
-        # Sample a pair and a crop; the second frame of a pair is held to the first's output, warped.
-        first = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
-        contents, link = sample_pair(config, frames, first, generator)
-        outputs = network(contents.to(device))  # (B, 3, h, w), B = 2 for a pair
-        targets = Targets(content_targets(session.model, contents.to(device), config), session.grams)
-        loss = frame_losses(session.model, outputs, targets, config)["total"]
-        if link is not None and config.train_temporal_weight > 0:
-            backward, mask = (tensor.to(device) for tensor in link)
-            warped = flow.warp(outputs[:1], backward)
-            loss = loss + config.train_temporal_weight * temporal_loss(outputs[1:], warped, mask)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        emit(TrainStep(step + 1, steps, float(loss.detach()), time.perf_counter() - began))
+    if resume is not None:
+        network.load_state_dict(resume.network)
+        optimiser.load_state_dict(resume.optimiser)
+        generator.set_state(resume.generator)
+        start = resume.step
+    began = saved = time.perf_counter()
+    done, drawn, stepping = start, generator.get_state(), False  # the last finished step, and the generator then
+    try:
+        for step in range(start, steps):
+            # Sample a pair and a crop, take the losses, and one Adam step.
+            first = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
+            loss = pair_loss(session, network, *sample_pair(config, frames, first, generator))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            stepping = True  # the network and Adam change here, the generator changed above
+            optimiser.step()
+            done, drawn = step + 1, generator.get_state()
+            stepping = False
+            emit(TrainStep(done, steps, float(loss.detach()), time.perf_counter() - began))
+            # Checkpoint by the clock, not every N steps: a step takes milliseconds on a GPU and
+            # seconds on a CPU, so a clock bounds the work a crash loses without flooding the disk.
+            if save is not None and (done == steps or time.perf_counter() - saved > save_seconds):
+                save(TrainState(done, network.state_dict(), optimiser.state_dict(), drawn))
+                saved = time.perf_counter()
+    except KeyboardInterrupt:
+        if save is not None and not stepping and done > start:
+            save(TrainState(done, network.state_dict(), optimiser.state_dict(), drawn))
+        raise
     return network.eval()
+
+
+def pair_loss(session: Session, network: TransformNet, contents: Tensor, link: tuple[Tensor, Tensor] | None
+              ) -> Tensor:
+    """The training loss of the network's outputs on a crop (`sample_pair`): content, style and TV,
+    and the second frame's output held to the first's, warped into it, outside occlusions."""
+    config, device = session.config, session.device
+    outputs = network(contents.to(device))  # (B, 3, h, w), B = 2 for a pair
+    targets = Targets(content_targets(session.model, contents.to(device), config), session.grams)
+    loss = frame_losses(session.model, outputs, targets, config)["total"]
+    if link is not None and config.train_temporal_weight > 0:
+        backward, mask = (tensor.to(device) for tensor in link)
+        warped = flow.warp(outputs[:1], backward)
+        loss = loss + config.train_temporal_weight * temporal_loss(outputs[1:], warped, mask)
+    return loss
 
 
 def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, generator: torch.Generator

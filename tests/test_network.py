@@ -129,9 +129,9 @@ def test_a_frame_folder_of_odd_sized_frames_comes_out_at_their_size(tmp_path, st
 def test_what_the_network_engine_cannot_do_yet_is_one_line_before_any_work(tmp_path, style):
     clip = make_shots_clip(tmp_path / "shots.mkv", (2,))
     result = CliRunner().invoke(app, [str(a) for a in (
-        "video", clip.path, "-s", style, "-o", tmp_path / "out.mp4", "--engine", "network", "--resume")])
+        "video", clip.path, "-s", style, "-o", tmp_path / "out.mp4", "--engine", "network", "--passes", 2)])
     assert result.exit_code == 2
-    assert result.output.strip() == "error: --resume is not available with --engine network yet; run again without it"
+    assert result.output.strip() == "error: --passes applies to --engine optimize only"
     assert not (tmp_path / "out.mp4").exists()
 
 
