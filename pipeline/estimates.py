@@ -184,7 +184,8 @@ def long_run_notices(session: Session, frames: list[np.ndarray], *, n_frames: in
     chosen = Engine(config.engine)
     if estimate(chosen, prior_timings(config, width, height)).seconds <= SAY_ABOVE:
         return []
-    with torch.random.fork_rng(devices=[session.device] if session.device.type == "cuda" else []):
+    device = session.device
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type):
         timings = measure(session, frames, chosen, Timings())
         if estimate(chosen, timings).seconds <= SAY_ABOVE:
             return []
