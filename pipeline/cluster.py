@@ -12,6 +12,12 @@ A long take is cut into chunks of at most `max_chunk_frames`; each chunk but a s
 stylizes the `seam_frames` after it, and the output cross-fades from that tail into the next chunk
 over those frames, so the seam is spread over several frames instead of a jump (docs/scale-out.md, Seams).
 
+The network engine (`--engine network`, `learned`) trains once: the driver decodes the whole clip,
+one task trains the network on it (`train_task`), the driver keeps it in the work folder and puts it
+in the object store once, and each shot is painted by a task that gets it from there
+(`paint_chunk`). Painting has no chain, so a long take's chunks need no seam; with `refine` each
+frame is refined after the one before, so a shot is one task.
+
 This module and `ray_connect` (joining or starting Ray) are the only ones that import `ray`, and
 only inside the functions that need it.
 """
@@ -24,6 +30,7 @@ import dataclasses
 import heapq
 import json
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,16 +41,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import io, outputs, preflight
+from . import io, learned, outputs, preflight
 from .checkpoint import Checkpoint, Resume
-from .config import Config
+from .config import Config, Engine
 from .errors import ClusterError, Interrupted, OutputError, StylereelError
-from .events import Callback, Event, FrameDone, Notice, RunStarted, TasksChanged
+from .events import Callback, Event, FrameDone, Notice, RunStarted, TasksChanged, TrainStep
+from .network import TransformNet
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
 from .passes import stylize_passes
-from .sequence import Colors, Session, StyleImages, chain_view, cut_notice, session_from_styles
+from .sequence import Colors, Session, StyleImages, chain_view, cut_notice, select_device, session_from_styles
 from .shots import Chunk, Plan, plan_frames, plan_video, split_shots
+from .train import train_network
 
 RETRIES = 3  # Ray reruns a task this often when its worker dies (killed process, lost node)
 QUEUED_PER_WORKER = 1  # tasks submitted beyond one running per worker, so none waits for the driver
@@ -80,7 +89,7 @@ def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first:
         _SESSIONS[key] = session_from_styles(config, styles["images"])
     session = _SESSIONS[key]
     if session.device.type == "cpu":
-        torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+        torch.set_num_threads(_threads(ray))
     torch.manual_seed(config.seed)  # as a local run's chain starts: every task is seeded alike
     colors, said = Colors(config.preserve_colors), []
     opening = None if shot_first is None else chain_view(config.preserve_colors, np.array(shot_first))
@@ -92,8 +101,18 @@ def run_chunk(config: Config, styles: dict[str, Any], frames: np.ndarray, first:
         said.clear()
         yield {"image": colors.output(step.record.index, step.image), "record": dataclasses.asdict(step.record)}
     yield from ({"notice": notice.text, "key": notice.key} for notice in said)
-    yield {"node": ray.get_runtime_context().get_node_id(), "retries": _attempt(ray),
-           "seconds": time.perf_counter() - start, "device": str(session.device)}
+    yield _ended(ray, start, str(session.device))
+
+
+def _threads(ray: ModuleType) -> int:
+    """The CPUs Ray gave the current task: torch runs on as many threads."""
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+
+
+def _ended(ray: ModuleType, start: float, device: str) -> dict[str, Any]:
+    """A task's last item: where and how it ran."""
+    return {"node": ray.get_runtime_context().get_node_id(), "retries": _attempt(ray),
+            "seconds": time.perf_counter() - start, "device": device}
 
 
 def _attempt(ray: ModuleType) -> int:
@@ -104,14 +123,86 @@ def _attempt(ray: ModuleType) -> int:
         return 0
 
 
+def train_task(config: Config, styles: dict[str, Any], frames: np.ndarray, starts: list[int]
+               ) -> Iterator[dict[str, Any]]:
+    """A Ray generator task: train the network engine's network on `frames` (uint8 (N, H, W, 3),
+    the whole clip at the working size; `starts` the first frame of each shot) as a local run
+    trains it (`learned.loss_session`, `train.train_network`, seeded alike). Yields the latest
+    training step now and then ({"step": `TrainStep`'s fields}), then the network (`shipped`) with
+    its steps and where and how the task ran."""
+    import ray
+
+    start, threads, steps = time.perf_counter(), _threads(ray), queue.Queue()
+
+    def train() -> dict[str, Any]:
+        try:
+            torch.set_num_threads(threads)  # on this thread: OpenMP's count is per thread
+            seen = [chain_view(config.preserve_colors, frame) for frame in np.array(frames)]
+            session = learned.loss_session(config, styles["images"], seen[0])
+            network = train_network(session, seen, starts, steps=config.train_iterations, emit=steps.put)
+            return {**shipped(network), "device": str(session.device)}
+        finally:
+            steps.put(None)
+
+    # Training runs on a thread so that its steps can be sent as they come, the latest of each wait.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-train") as pool:
+        training, ended = pool.submit(train), False
+        while not ended:
+            latest = [steps.get()]
+            while not steps.empty():
+                latest.append(steps.get_nowait())
+            ended, latest = latest[-1] is None, [step for step in latest if step is not None]
+            if latest:
+                yield {"step": dataclasses.asdict(latest[-1])}
+        trained = training.result()  # raises what training raised
+    yield {**trained, **_ended(ray, start, trained["device"]), "steps": config.train_iterations}
+
+
+def paint_chunk(config: Config, network: dict[str, Any], styles: dict[str, Any], frames: np.ndarray, first: int,
+                cut: bool, clip_first: np.ndarray) -> Iterator[dict[str, Any]]:
+    """A Ray generator task: paint `frames` (uint8 (N, H, W, 3), video frames `first` ... of one
+    shot; `cut`: frame `first` starts a shot after the first) with `network` (`shipped`) as a local
+    run paints them (`learned.paint_shot`); with `refine` the losses are those of a local run, the
+    style mapped to the clip's first frame `clip_first` (`learned.loss_session`). Yields each
+    frame and its end as `run_chunk` does."""
+    import ray
+
+    start, device = time.perf_counter(), select_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(_threads(ray))
+    if config.refine:  # refining takes the optimiser's losses, as after a local run's training
+        first_seen = chain_view(config.preserve_colors, np.array(clip_first))
+        session = learned.loss_session(config, styles["images"], first_seen)
+    else:  # painting alone needs no VGG
+        session = Session(config, device, model=None, grams={})
+    painted = learned.paint_shot(unshipped(network), session, list(np.array(frames)), first=first, cut=cut)
+    for image, record in painted:
+        yield {"image": image, "record": dataclasses.asdict(record)}
+    yield _ended(ray, start, str(device))
+
+
+def shipped(network: TransformNet) -> dict[str, Any]:
+    """A network as the object store and the work folder carry it: its shape and its weights (CPU tensors)."""
+    weights = {name: tensor.detach().cpu() for name, tensor in network.state_dict().items()}
+    return {"width": network.width, "n_residual": network.n_residual, "weights": weights}
+
+
+def unshipped(network: dict[str, Any]) -> TransformNet:
+    """The network `shipped` carries, on the CPU, in eval mode."""
+    rebuilt = TransformNet(width=network["width"], n_residual=network["n_residual"])
+    rebuilt.load_state_dict(network["weights"])
+    return rebuilt.eval()
+
+
 # --- the driver ---
 
 def stylize_video_on_ray(
     content: Path, styles: list[Path], output: Path | None, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
-    resume: bool = False, keep_frames: bool = False,
+    resume: bool = False, keep_frames: bool = False, model: Path | None = None,
 ) -> Summary:
-    """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`.
+    """`run.stylize_video` with each shot (or chunk) as a Ray task on the cluster `config.ray`; with
+    the network engine (or `model`, a model file) one task trains the network first (`_NetworkDriver`).
 
     Every check of the local path runs first (`preflight`); then the cluster is joined while the
     video is planned, the tasks run longest first within the driver's memory budget (`schedule`),
@@ -128,17 +219,18 @@ def stylize_video_on_ray(
     # The local path's checks, then the styles the tasks share and the work folder.
     check_ray()
     start = time.perf_counter()
+    config, loaded = _with_model(model, config, styles)
     checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
     style_images = preflight.checked_style_images(config, styles, checked.output, width=checked.width,
                                                   height=checked.height)
-    checkpoint = Checkpoint.for_run(checked.output, config, [content, *styles], device="ray")
+    checkpoint = Checkpoint.for_run(checked.output, config, [content, *styles, *filter(None, [model])], device="ray")
     checkpoint.check(resume=resume, overwrite=overwrite)
     emit = callback or (lambda event: None)
     for notice in streams_notice(content, checked.info):
         emit(notice)
 
     # Plan and run the tasks, then encode their frames in order with the audio.
-    driver = _Driver(config, style_images, checkpoint, checked.output, emit)
+    driver = _driver(config, style_images, checkpoint, checked.output, emit, loaded)
     with checkpoint.kept_on_interrupt(f"writing {checked.output}"):
         plan, chunks, finished = driver.run(lambda planned: plan_video(content, config, callback=planned),
                                             lambda: _video_images(content, config), resume=resume,
@@ -160,7 +252,7 @@ def _video_images(content: Path, config: Config) -> Iterator[np.ndarray]:
 def stylize_frames_on_ray(
     folder: Path, styles: list[Path], output_dir: Path, config: Config, *,
     overwrite: bool = False, stats: Path | None = None, callback: Callback | None = None,
-    resume: bool = False, keep_frames: bool = False,
+    resume: bool = False, keep_frames: bool = False, model: Path | None = None,
 ) -> Summary:
     """`run.stylize_frames` with each shot (or chunk) of the folder's sequence as a Ray task; as
     `stylize_video_on_ray`, except that every frame is read once before the cluster is joined (as
@@ -170,8 +262,10 @@ def stylize_frames_on_ray(
     check_ray()
     start = time.perf_counter()
     emit = callback or (lambda event: None)
+    config, loaded = _with_model(model, config, styles)
     checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
-    checkpoint = Checkpoint.for_run(output_dir, config, [*checked.every_path, *styles], device="ray")
+    checkpoint = Checkpoint.for_run(output_dir, config, [*checked.every_path, *styles, *filter(None, [model])],
+                                    device="ray")
     resized = preflight.check_folder_output(checked, folder, output_dir, checkpoint, styles, config, emit,
                                             resume=resume, overwrite=overwrite)
     for notice in folder_notices(folder, checked.skipped, resized):
@@ -183,7 +277,7 @@ def stylize_frames_on_ray(
     def frames() -> Iterator[np.ndarray]:
         yield from io.read_frames(checked.paths, max_side=config.working_side)
 
-    driver = _Driver(config, style_images, checkpoint, output_dir, emit)
+    driver = _driver(config, style_images, checkpoint, output_dir, emit, loaded)
     with checkpoint.kept_on_interrupt(f"writing the frames into {output_dir}"):
         plan, chunks, finished = driver.run(lambda planned: plan_frames(frames(), config, callback=planned), frames,
                                             resume=resume, overwrite=overwrite)
@@ -192,9 +286,27 @@ def stylize_frames_on_ray(
         return outputs.finish(summary, stats, checkpoint, keep_frames=keep_frames)
 
 
+def _with_model(model: Path | None, config: Config, styles: list[Path]) -> tuple[Config, learned.LoadedModel | None]:
+    """The run's settings and the model file `model` loaded for it (`learned.use_model`: a bad file
+    fails before anything else), or `config` and None."""
+    if model is None:
+        return config, None
+    loaded = learned.use_model(model, config, styles)
+    return loaded.config, loaded
+
+
+def _driver(config: Config, style_images: StyleImages, checkpoint: Checkpoint, output: Path, emit: Callback,
+            loaded: learned.LoadedModel | None) -> _Driver:
+    if config.engine == Engine.network:
+        return _NetworkDriver(config, style_images, checkpoint, output, emit, loaded)
+    return _Driver(config, style_images, checkpoint, output, emit)
+
+
 class _Driver:
     """The driver's work between the checks and the output: join the cluster while planning, run
     every task not finished in the work folder, store what they send back, and say what they say."""
+
+    says_cuts = True  # a task's first frame at a cut restarts the chain: said as a local run says it
 
     def __init__(self, config: Config, style_images: StyleImages, checkpoint: Checkpoint, output: Path,
                  emit: Callback) -> None:
@@ -222,14 +334,21 @@ class _Driver:
                 chunks = self._start(plan, workers, resume=resume, overwrite=overwrite)
                 self._run_tasks(ray, options, workers, plan, chunks, frames)
             except KeyboardInterrupt:
-                _stopped(self.checkpoint, self.finished, self.output)
+                self.stopped()
         return plan, chunks, self.finished
+
+    def stopped(self) -> None:
+        """Ctrl-C after the cluster was joined: raise Interrupted saying what is kept."""
+        _stopped(self.checkpoint, self.finished, self.output)
+
+    def chunks(self, plan: Plan) -> list[Chunk]:
+        """The plan's tasks: its shots, long takes cut into chunks with seams."""
+        return split_shots(plan.shots, max_chunk_frames=self.config.max_chunk_frames,
+                           seam_frames=self.config.seam_frames, motion=plan.motion)
 
     def _start(self, plan: Plan, workers: int, *, resume: bool, overwrite: bool) -> list[Chunk]:
         """Cut the plan into tasks, open the work folder and report what a resume finds there."""
-        config = self.config
-        chunks = split_shots(plan.shots, max_chunk_frames=config.max_chunk_frames, seam_frames=config.seam_frames,
-                             motion=plan.motion)
+        chunks = self.chunks(plan)
         self.emit(Notice(f"planned {plan.n_frames} frames in {plan.seconds:.1f} s "
                          f"({plan.seconds / plan.n_frames * 1e3:.0f} ms/frame): {len(plan.shots)} shot(s), "
                          f"{len(chunks)} task(s) for {workers} worker(s)"))
@@ -247,7 +366,7 @@ class _Driver:
     def _run_tasks(self, ray: ModuleType, options: dict[str, Any], workers: int, plan: Plan, chunks: list[Chunk],
                    frames: Callable[[], Iterator[np.ndarray]]) -> None:
         """Submit every unfinished task, within the memory budget, and store what comes back."""
-        styles_ref = ray.put({"images": self.style_images, "digest": _digest(self.style_images)})
+        styles_ref = ray.put(self.styles())
         task = ray.remote(run_chunk).options(num_returns="streaming", max_retries=RETRIES, retry_exceptions=False,
                                              **options)
 
@@ -255,11 +374,24 @@ class _Driver:
             return task.remote(self.config, styles_ref, ray.put(images), chunk.first,
                                None if chunk.first in plan.starts else shot_first)
 
-        todo = [chunk for chunk in chunks if chunk.first not in self.finished]
-        budget = memory_budget(ray)
         decoded = frames()
         try:
-            held = schedule(ray, task_frames(todo, decoded, plan), submit, lambda chunk, item: self._store(plan, chunk, item),
+            self.run_chunks(ray, workers, plan, chunks, decoded, submit)
+        finally:
+            decoded.close()
+
+    def styles(self) -> dict[str, Any]:
+        """The style images as the tasks get them (the object store), with their digest."""
+        return {"images": self.style_images, "digest": _digest(self.style_images)}
+
+    def run_chunks(self, ray: ModuleType, workers: int, plan: Plan, chunks: list[Chunk], frames: Iterator[np.ndarray],
+                 submit: Callable[[Chunk, np.ndarray, np.ndarray | None], Any]) -> None:
+        """Run the unfinished ones of `chunks` through `submit`, their frames taken from `frames` (the
+        video's, in order), within the memory budget (`schedule`), and store what comes back."""
+        todo = [chunk for chunk in chunks if chunk.first not in self.finished]
+        budget = memory_budget(ray)
+        try:
+            held = schedule(ray, task_frames(todo, frames, plan), submit, lambda chunk, item: self._store(plan, chunk, item),
                             self.emit, workers=workers, sizes=[_task_bytes(chunk, plan) for chunk in todo],
                             budget=budget)
         except _TaskFailed as failure:
@@ -267,8 +399,6 @@ class _Driver:
                                f"(shot {failure.chunk.shot + 1}) failed: {failure.cause}; {len(self.finished)} "
                                f"finished task(s) are kept in {self.checkpoint.folder}, run the same command with "
                                "--resume to continue") from None
-        finally:
-            decoded.close()
         self.memory = {"budget_bytes": budget, "peak_bytes": held}
         missing = [chunk for chunk in todo if chunk.first not in self.finished]
         if missing:
@@ -285,7 +415,7 @@ class _Driver:
         else:
             record = item["record"]
             if _store_frame(self.checkpoint, chunk, record["index"], item["image"]):
-                if record["index"] == chunk.first and chunk.first > 0 and chunk.first in plan.starts:
+                if self.says_cuts and record["index"] == chunk.first and chunk.first > 0 and chunk.first in plan.starts:
                     self._say(cut_notice(chunk.first, plan.unlinked[chunk.first]))
                 self.records.setdefault(chunk.first, []).append(record)
                 self.emit(FrameDone(**record))
@@ -305,6 +435,96 @@ class _Driver:
         devices = sorted({task.pop("device") for task in tasks})
         return Summary(self.output, plan.n_frames, plan.width, plan.height, f"ray: {', '.join(devices)}", seconds,
                        records, {"plan": plan.seconds}, tasks, {"memory": self.memory})
+
+
+class _NetworkDriver(_Driver):
+    """The driver of a network engine run: one task trains the network on the whole clip (`train_task`;
+    none with a model file, or when a resumed run kept the trained network), the driver puts it in
+    the object store once, and each shot is painted by a task that gets it from there (`paint_chunk`).
+    The trained network is kept in the work folder, beside the finished tasks, for --resume."""
+
+    says_cuts = False  # painting restarts nothing at a cut
+
+    def __init__(self, config: Config, style_images: StyleImages, checkpoint: Checkpoint, output: Path,
+                 emit: Callback, loaded: learned.LoadedModel | None) -> None:
+        super().__init__(config, style_images, checkpoint, output, emit)
+        self.loaded = loaded
+        self.trained: dict[str, Any] = {}  # the network trained for this run, once there is one
+
+    def chunks(self, plan: Plan) -> list[Chunk]:
+        """Without `refine` each frame is painted on its own, so a long take's chunks need no seam;
+        with it each frame is refined after the one before, as a local run does: one task per shot."""
+        longest = plan.n_frames if self.config.refine else self.config.max_chunk_frames
+        return split_shots(plan.shots, max_chunk_frames=max(1, longest), seam_frames=0)
+
+    def _run_tasks(self, ray: ModuleType, options: dict[str, Any], workers: int, plan: Plan, chunks: list[Chunk],
+                   frames: Callable[[], Iterator[np.ndarray]]) -> None:
+        """Train (or take) the network, then paint every unfinished task with it."""
+        self.trained = self._kept()
+        if all(chunk.first in self.finished for chunk in chunks):
+            return
+        images = list(frames())  # every frame: training samples from all of them, as a local run's does
+        if self.loaded is not None:
+            network = shipped(self.loaded.network)
+        elif self.trained:
+            self.emit(Notice(f"resuming with the network trained by the interrupted run, kept in "
+                             f"{self.checkpoint.folder}"))
+            network = self.trained
+        else:
+            network = self.trained = self._train(ray, options, plan, images)
+        network_ref, styles_ref, first_ref = ray.put(network), ray.put(self.styles()), ray.put(images[0])
+        task = ray.remote(paint_chunk).options(num_returns="streaming", max_retries=RETRIES, retry_exceptions=False,
+                                               **options)
+
+        def submit(chunk: Chunk, chunk_images: np.ndarray, shot_first: np.ndarray | None) -> Any:
+            cut = chunk.first > 0 and chunk.first in plan.starts
+            return task.remote(self.config, network_ref, styles_ref, ray.put(chunk_images), chunk.first, cut, first_ref)
+
+        self.run_chunks(ray, workers, plan, chunks, iter(images), submit)
+
+    def _kept(self) -> dict[str, Any]:
+        """The network a resumed run trained and kept in the work folder, or {}."""
+        return {} if self.loaded is not None else self.checkpoint.load_training() or {}
+
+    def _train(self, ray: ModuleType, options: dict[str, Any], plan: Plan, images: list[np.ndarray]) -> dict[str, Any]:
+        """Train the network in one task, saying its steps as they come, and keep it in the work folder."""
+        task = ray.remote(train_task).options(num_returns="streaming", max_retries=RETRIES, retry_exceptions=False,
+                                              **options)
+        generator = task.remote(self.config, ray.put(self.styles()), ray.put(np.stack(images)), sorted(plan.starts))
+        trained: dict[str, Any] = {}
+        try:
+            for ref in generator:
+                item = ray.get(ref)
+                if "step" in item:
+                    self.emit(TrainStep(**item["step"]))
+                trained = item if "weights" in item else trained
+        except ray.exceptions.RayError as error:
+            raise ClusterError(f"{self.output}: the task training the network failed: {_cause(error)}") from None
+        except BaseException:
+            _cancel(ray, [generator])
+            raise
+        try:
+            self.checkpoint.save_training(trained)
+        except OSError as error:
+            raise ClusterError(f"{self.checkpoint.folder}: cannot keep the trained network ({error.strerror or error})"
+                               ) from None
+        return trained
+
+    def stopped(self) -> None:
+        if self.trained and self.loaded is None and not self.finished:
+            raise self.checkpoint.interrupted("painting the frames", "the trained network is") from None
+        super().stopped()
+
+    def summary(self, plan: Plan, finished: dict[int, dict[str, Any]], seconds: float) -> Summary:
+        """`_Driver.summary`, with the training's steps and seconds (its task's), and the painting
+        tasks' seconds summed as `infer`; or the model file that painted."""
+        summary = super().summary(plan, finished, seconds)
+        infer = sum(done["seconds"] for done in finished.values())
+        if self.loaded is not None:
+            return dataclasses.replace(summary, phases={"plan": plan.seconds, "infer": infer}, model=self.loaded.path)
+        train = {"steps": self.trained["steps"], "seconds": self.trained["seconds"]}
+        return dataclasses.replace(summary, phases={"plan": plan.seconds, "train": train["seconds"], "infer": infer},
+                                   train=train)
 
 
 def memory_budget(ray: ModuleType) -> int:

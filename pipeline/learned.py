@@ -35,8 +35,8 @@ from .network import TransformNet, load_network, save_network
 from .notices import audio_notice, decoder_notices, folder_notices, streams_notice
 from .outputs import Summary
 from .sequence import (
-    Colors, Session, chain_view, check_frame_size, link_back, prepare_session, read_styles, select_device, shot_session,
-    uses_bf16,
+    Colors, Session, StyleImages, chain_view, check_frame_size, link_back, read_style_images, read_styles,
+    select_device, session_from_styles, shot_session, uses_bf16,
 )
 from .shots import scan
 from .optimize import Targets, content_targets, stylize_frame
@@ -45,11 +45,9 @@ from .train import BATCH, TrainState, paint, train_network
 
 def check_engine(config: Config, *, resume: bool, model: Path | None) -> None:
     """What the network engine cannot do yet: ConfigError naming it, before any work."""
-    if resume and model is not None:
+    if resume and model is not None and config.ray is None:  # a --ray run keeps its finished tasks
         raise ConfigError("--resume is not available with --model (a model file's run trains nothing and keeps no "
                           "work folder); run again without it")
-    if config.ray is not None:
-        raise ConfigError("--ray is not available with --engine network yet")
     if config.passes > 1:
         raise ConfigError("--passes applies to --engine optimize only")
 
@@ -160,10 +158,16 @@ def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: C
 
 
 def _loss_session(config: Config, styles: list[Path], seen: list[np.ndarray]) -> Session:
-    """The VGG and the style Grams the network's losses (training, `refine`) use for `seen` frames.
+    """The VGG and the style Grams the network's losses (training, `refine`) use for `seen` frames."""
+    return loss_session(config, read_style_images(config, styles, size=seen[0].shape[:2]), seen[0])
+
+
+def loss_session(config: Config, images: StyleImages, first: np.ndarray) -> Session:
+    """`_loss_session` from style images already read (a Ray task gets them through the object
+    store): `first` is the clip's first frame as the losses see it (`chain_view`), uint8 (H, W, 3).
     Departs from the optimiser: `histogram` maps the style to the clip's first frame, not each shot's."""
-    session = prepare_session(config, styles, size=seen[0].shape[:2])
-    return shot_session(session, io.to_tensor(seen[0]).to(session.device))
+    session = session_from_styles(config, images)
+    return shot_session(session, io.to_tensor(first).to(session.device))
 
 
 def _painted(trained: _Trained, emit: Callback, work: _Work) -> Iterator[tuple[np.ndarray, FrameDone]]:
@@ -188,6 +192,18 @@ def _painted(trained: _Trained, emit: Callback, work: _Work) -> Iterator[tuple[n
         emit(record)
         yield image, record
         began = time.perf_counter()
+
+
+def paint_shot(network: TransformNet, session: Session, frames: list[np.ndarray], *, first: int, cut: bool
+               ) -> Iterator[tuple[np.ndarray, FrameDone]]:
+    """`frames` (uint8 (H, W, 3) as decoded: video frames `first` ... of one shot) painted as a run
+    paints them (`_painted`), with their records; `cut`: frame `first` starts a shot after the
+    video's first. With `refine` (`session` then holds the losses, `loss_session`) each frame is
+    refined after the one before, so `frames` must start at the shot's first frame to match a run."""
+    seen = [chain_view(session.config.preserve_colors, frame) for frame in frames]
+    trained = _Trained(network.to(session.device), session, frames, seen, [0], time.perf_counter(), 0.0)
+    for image, record in _painted(trained, lambda event: None, _Work(Path("<task>"))):
+        yield image, dataclasses.replace(record, index=first + record.index, scene_cut=cut and record.index == 0)
 
 
 def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,

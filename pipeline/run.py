@@ -79,15 +79,17 @@ def stylize_frames(
     done; `resume` continues an interrupted run. With `config.ray` the shots run as tasks on a Ray
     cluster (`cluster.stylize_frames_on_ray`). `model` (a model file) implies the network engine.
     """
-    if config.engine == Engine.network or model is not None:
+    network = config.engine == Engine.network or model is not None
+    if network:
         learned.check_engine(config, resume=resume, model=model)
-        return learned.stylize_frames_with_network(folder, styles, output_dir, config, overwrite=overwrite,
-                                                   stats=stats, callback=callback, model=model, resume=resume)
     if config.ray is not None:
         from .cluster import stylize_frames_on_ray
 
         return stylize_frames_on_ray(folder, styles, output_dir, config, overwrite=overwrite, stats=stats,
-                                     callback=callback, resume=resume, keep_frames=keep_frames)
+                                     callback=callback, resume=resume, keep_frames=keep_frames, model=model)
+    if network:
+        return learned.stylize_frames_with_network(folder, styles, output_dir, config, overwrite=overwrite,
+                                                   stats=stats, callback=callback, model=model, resume=resume)
     checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
     device = select_device(config.device)
     # The whole folder is recorded, so a resume may change --max-frames.
@@ -119,15 +121,17 @@ def stylize_video(
     With `config.ray` the shots run as tasks on a Ray cluster (`cluster.stylize_video_on_ray`).
     `model` (a model file, `learned.use_model`) implies the network engine, and paints untrained.
     """
-    if config.engine == Engine.network or model is not None:
+    network = config.engine == Engine.network or model is not None
+    if network:
         learned.check_engine(config, resume=resume, model=model)
-        return learned.stylize_video_with_network(content, styles, output, config, overwrite=overwrite, stats=stats,
-                                                  callback=callback, model=model, resume=resume)
     if config.ray is not None:
         from .cluster import stylize_video_on_ray  # the only module that imports Ray, and only then
 
         return stylize_video_on_ray(content, styles, output, config, overwrite=overwrite, stats=stats,
-                                    callback=callback, resume=resume, keep_frames=keep_frames)
+                                    callback=callback, resume=resume, keep_frames=keep_frames, model=model)
+    if network:
+        return learned.stylize_video_with_network(content, styles, output, config, overwrite=overwrite, stats=stats,
+                                                  callback=callback, model=model, resume=resume)
     # Check everything, then decode the first frame before the model loads: a broken file fails fast.
     checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
     device = select_device(config.device)

@@ -317,3 +317,98 @@ def test_ray_says_what_a_local_run_says_of_the_input_file(tmp_path, style):
             assert result.exit_code == 0, result.output
             outputs[how] = " ".join(result.output.split())  # as printed, unwrapped
         assert outputs["ray"].count(words) == outputs["local"].count(words) == 1, outputs
+
+
+NET = Config(max_side=32, device="cpu", engine="network", train_iterations=6, train_crop=32, network_width=4)
+
+
+def _count_training(log: str):
+    """A worker start-up hook: every network a worker trains adds a line to the file `log`."""
+    def hook() -> None:
+        from stylereel.pipeline import cluster
+
+        original = cluster.train_network
+
+        def train_network(*args, **kwargs):
+            with open(log, "a") as file:
+                file.write("trained\n")
+            return original(*args, **kwargs)
+
+        cluster.train_network = train_network
+    return hook
+
+
+def _decoded(path: Path) -> tuple[list[np.ndarray], list[float], list[str]]:
+    """A video's frames, their times in seconds, and its streams' kinds."""
+    with av.open(str(path)) as container:
+        decoded = [(frame.to_ndarray(format="rgb24"), float(frame.pts * frame.time_base))
+                   for frame in container.decode(video=0)]
+        kinds = [stream.type for stream in container.streams]
+    return [image for image, _ in decoded], [time for _, time in decoded], kinds
+
+
+def test_network_engine_trains_once_and_paints_the_local_frames(tmp_path, style):
+    # The network engine on Ray: one training task, then a painting task per shot (with --refine:
+    # each frame refined after the one before, so whole shots), the same frames as a local run
+    # (lossless FFV1 both); Ctrl-C keeps the trained network and a finished shot, and --resume
+    # trains nothing. Then a model file's run (frames, CLI) trains nothing and paints as locally.
+    clip = make_shots_clip(tmp_path / "shots.mkv", (3, 4))
+    config = replace(NET, refine=2)
+    with _one_thread():
+        run.stylize_video(clip.path, [style], tmp_path / "local.mkv", config)
+    expected = _decoded(tmp_path / "local.mkv")
+    output, log = tmp_path / "ray.mkv", tmp_path / "trainings.log"
+    parts = Path(f"{output}.parts")
+
+    def interrupt(event):  # Ctrl-C at the first frame after a task was finished
+        if isinstance(event, FrameDone) and any(parts.glob("task-*.json")):
+            raise KeyboardInterrupt
+
+    ray_connect.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _count_training(str(log))},
+                           log_to_driver=False)
+    try:
+        with pytest.raises(Interrupted, match=r"after 1 task\(s\)"):
+            run.stylize_video(clip.path, [style], output, replace(config, ray="local"), callback=interrupt)
+        assert log.read_text().count("trained") == 1 and (parts / "training.pt").exists()
+        events = []
+        run.stylize_video(clip.path, [style], output, replace(config, ray="local"), resume=True,
+                          stats=tmp_path / "stats.json", callback=events.append)
+        assert log.read_text().count("trained") == 1  # the kept network painted the rest
+        model_frames = _cli_model_frames_with_ray(tmp_path, style)
+        assert log.read_text().count("trained") == 1
+    finally:
+        ray.shutdown()
+    produced = _decoded(output)
+    assert len(produced[0]) == 7 and all(np.array_equal(a, b) for a, b in zip(produced[0], expected[0]))
+    assert produced[1] == pytest.approx([index / 24 for index in range(7)], abs=1e-3) and produced[1] == expected[1]
+    assert produced[2] == ["video", "audio"]
+    assert any(isinstance(event, Notice) and "resuming with the network trained" in event.text for event in events)
+    recorded = json.loads((tmp_path / "stats.json").read_text())
+    assert recorded["train"]["steps"] == 6 and set(recorded["phase_seconds"]) == {"plan", "train", "infer"}
+    assert [frame["scene_cut"] for frame in recorded["frames"]] == [False] * 3 + [True] + [False] * 3
+    assert [frame["iterations"] for frame in recorded["frames"]] == [2] * 7
+    assert [(task["first"], task["last"]) for task in recorded["tasks"]] == [(0, 2), (3, 6)]
+    assert all(np.array_equal(a, b) for a, b in model_frames)
+
+
+def _cli_model_frames_with_ray(tmp_path: Path, style: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`frames --model FILE --ray local` (in the Ray this process has joined) against the same
+    model's local run: each output frame with the local one, under the input's names."""
+    from stylereel.pipeline import learned
+    from stylereel.pipeline.network import TransformNet, save_network
+
+    folder, model = tmp_path / "in", tmp_path / "model.safetensors"
+    folder.mkdir()
+    for index, frame in enumerate(shot_frames((3, 4))):
+        io.write_image(folder / f"f{index}.png", frame)
+    torch.manual_seed(0)
+    save_network(model, TransformNet(width=4), learned.trained_for(NET, [style]))
+    with _one_thread():
+        run.stylize_frames(folder, [style], tmp_path / "local", NET, model=model)
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "frames", folder, "-o", tmp_path / "out", "--model", model, "--ray", "local", "--max-side", 32,
+        "--device", "cpu")])
+    assert result.exit_code == 0, result.output
+    names = [f"f{index}.png" for index in range(7)]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == names
+    return [(io.read_image(tmp_path / "out" / name), io.read_image(tmp_path / "local" / name)) for name in names]
