@@ -2,10 +2,11 @@
 
     python benchmarks/engines.py CLIP -s samples/styles/swirl.png --max-side 256 [--frames 24]
         [--train-iterations 1000] [--refine 3] [--config default] [--skip-optimize] [--sheet PATH]
-        [--set-network KEY=VALUE ...]
+        [--set-network KEY=VALUE ...] [--json PATH]
 
 Cuts the first `--frames` frames of CLIP (all by default), stores them losslessly at the working
-size, runs each row with the same preset, seed and style, and prints a Markdown table: training
+size, runs each row with the same preset, seed and style (the network rows paint with one network,
+trained once by `learned.train_model`, its time counted in each row), and prints a Markdown table: training
 seconds, per-frame seconds after training, wall time for the clip, wall time projected for one
 minute at 30 fps (fixed time + 1800 x the per-frame time: a projection, not a measurement), mean
 style and content loss and warp error from `stylereel evaluate`'s evaluator at the output size,
@@ -23,7 +24,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from stylereel.pipeline import io, run
+from stylereel.pipeline import io, learned, run
+from stylereel.pipeline.learned import TrainSummary
 from stylereel.pipeline.preview import grid
 from stylereel.pipeline.config import Engine, load_config
 from stylereel.pipeline.evaluate import evaluate_video
@@ -33,19 +35,23 @@ from flicker import cut_clip  # the same lossless cut as the flicker benchmark
 MINUTE = 1800  # frames in one minute at 30 fps
 
 
-def measure(clip: Path, style: Path, output: Path, config) -> dict:
-    """Run `config` on `clip` and evaluate the output: times, losses and warp error."""
+def measure(clip: Path, style: Path, output: Path, config, trained: TrainSummary | None = None) -> dict:
+    """Run `config` on `clip` and evaluate the output: times, losses and warp error. With `trained`
+    (a model file `train_model` wrote for the clip), the run paints with it and its training time
+    counts as the fixed cost, as if the run had trained it."""
     start = time.perf_counter()
-    summary = run.stylize_video(clip, [style], output, config, overwrite=True)
+    summary = run.stylize_video(clip, [style], output, config, overwrite=True,
+                                model=trained.output if trained else None)
     wall = time.perf_counter() - start
     evaluation = evaluate_video(clip, output, [style], config)
-    if config.engine == Engine.network:
-        fixed = summary.phases["train"]
-        per_frame = (wall - fixed) / summary.n_frames
+    if trained is not None:
+        fixed = trained.seconds
+        per_frame = wall / summary.n_frames  # decoding, painting (and flows, refining) and encoding
+        wall += fixed
     else:  # the optimiser: a shot's first frame is the fixed cost, then each later frame
         fixed = summary.frames[0].seconds
         per_frame = sum(frame.seconds for frame in summary.frames[1:]) / max(summary.n_frames - 1, 1)
-    return {"train": summary.phases.get("train", 0.0), "per_frame": per_frame, "wall": wall,
+    return {"train": trained.seconds if trained else 0.0, "per_frame": per_frame, "wall": wall,
             "minute": fixed + MINUTE * per_frame, "style": evaluation.style_loss,
             "content": evaluation.content_loss, "warp": evaluation.warp_error,
             "content_warp": evaluation.content_warp_error, "frames": summary.n_frames}
@@ -79,6 +85,7 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=3)
     parser.add_argument("--skip-optimize", action="store_true", help="only the network rows")
     parser.add_argument("--sheet", type=Path, help="write the middle frame of each row here, side by side")
+    parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
     parser.add_argument("--set-network", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of the network rows, e.g. temporal_weight=1e8 (value read as JSON)")
     args = parser.parse_args()
@@ -94,7 +101,10 @@ def main() -> None:
         n_frames = args.frames or sum(1 for _ in run.io.read_video(args.clip, max_side=args.max_side))
         cut_clip(args.clip, clip, start=0, n_frames=n_frames, max_side=args.max_side)
         outputs = {name: Path(folder) / f"{index}.mkv" for index, name in enumerate(rows)}
-        results = {name: measure(clip, args.style, outputs[name], row) for name, row in rows.items()}
+        # Both network rows paint with one network, trained once on the clip.
+        trained = learned.train_model([clip], [args.style], Path(folder) / "clip.safetensors", network)
+        results = {name: measure(clip, args.style, outputs[name], row,
+                                 trained if row.engine == Engine.network else None) for name, row in rows.items()}
         if args.sheet:
             middle = n_frames // 2
             cells = [_frame(path, middle) for path in [clip, *outputs.values()]]
@@ -103,6 +113,8 @@ def main() -> None:
     print(f"{args.clip.name}, {n_frames} frames at --max-side {args.max_side}, preset {args.config}, "
           f"style {args.style.name}")
     print(table(results, results.get("optimize")))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
