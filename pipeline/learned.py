@@ -145,7 +145,7 @@ def _train(frames: list[np.ndarray], styles: list[Path], output: Path, config: C
     height, width = frames[0].shape[:2]
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
-    starts = _shot_starts(config, seen, clip_starts)
+    starts = _shot_starts(config, frames, clip_starts)
     session = _loss_session(config, styles, seen)
     if paints and work.training is None:  # a long run says its time first; a resumed one has its ETA
         for notice in long_run_notices(session, seen, n_frames=len(frames)):
@@ -459,18 +459,19 @@ def _loaded(frames: list[np.ndarray], styles: list[Path], output: Path, emit: Ca
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
     if config.refine:
-        starts, session = _shot_starts(config, seen, (0,)), _loss_session(config, styles, seen)
+        starts, session = _shot_starts(config, frames, (0,)), _loss_session(config, styles, seen)
     else:
         starts, session = [0], Session(config, select_device(config.device), model=None, grams={})  # no losses
     emit(RunStarted(len(frames), width, height, str(session.device)))
     return _Trained(loaded.network.to(session.device), session, frames, seen, starts, began, 0.0, model=loaded.path)
 
 
-def _shot_starts(config: Config, seen: list[np.ndarray], clip_starts: tuple[int, ...]) -> list[int]:
-    """The first frame of each shot of `seen`, made of clips that start at `clip_starts`: each
-    clip's own shots (`shots.scan`), and each clip starts one, so no pair crosses into the next."""
-    bounds = [*clip_starts, len(seen)]
-    return [begin + start for begin, end in zip(bounds, bounds[1:]) for start in scan(config, seen[begin:end])[0]]
+def _shot_starts(config: Config, frames: list[np.ndarray], clip_starts: tuple[int, ...]) -> list[int]:
+    """The first frame of each shot of `frames` (as decoded: `shots.scan` takes the chain's view
+    itself), made of clips that start at `clip_starts`: each clip's own shots, and each clip starts
+    one, so no pair crosses into the next."""
+    bounds = [*clip_starts, len(frames)]
+    return [begin + start for begin, end in zip(bounds, bounds[1:]) for start in scan(config, frames[begin:end])[0]]
 
 
 @dataclass(frozen=True)
