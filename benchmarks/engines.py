@@ -1,7 +1,7 @@
 """The two engines on one clip: time, losses and flicker of `optimize`, `network` and `network --refine`.
 
     python benchmarks/engines.py CLIP -s samples/styles/swirl.png --max-side 256 [--frames 24]
-        [--train-iterations 1000] [--refine 3] [--config default] [--skip-optimize] [--sheet PATH]
+        [--train-iterations 1000] [--refine 3] [--config default] [--skip-optimize [--base JSON]] [--sheet PATH]
         [--set-network KEY=VALUE ...] [--json PATH]
 
 Cuts the first `--frames` frames of CLIP (all by default), stores them losslessly at the working
@@ -82,8 +82,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="first N frames (default: all)")
     parser.add_argument("--config", default="default", help="preset for every row")
     parser.add_argument("--train-iterations", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--refine", type=int, default=3)
+    parser.add_argument("--refine", type=int, default=3, help="0: no refine row")
     parser.add_argument("--skip-optimize", action="store_true", help="only the network rows")
+    parser.add_argument("--base", type=Path, help="with --skip-optimize: the --json of an earlier run, for its optimize row")
     parser.add_argument("--sheet", type=Path, help="write the middle frame of each row here, side by side")
     parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
     parser.add_argument("--set-network", action="append", default=[], metavar="KEY=VALUE",
@@ -94,8 +95,10 @@ def main() -> None:
     network = replace(config, engine=Engine.network, train_iterations=args.train_iterations or config.train_iterations,
                       **changes)
     rows = {} if args.skip_optimize else {"optimize": config}
-    rows |= {f"network ({network.train_iterations} steps)": network,
-             f"network --refine {args.refine}": replace(network, refine=args.refine)}
+    changed = "".join(f", {key} {value}" for key, value in changes.items())
+    rows |= {f"network ({network.train_iterations} steps{changed})": network}
+    if args.refine:
+        rows[f"network --refine {args.refine}"] = replace(network, refine=args.refine)
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.mkv"
         n_frames = args.frames or sum(1 for _ in run.io.read_video(args.clip, max_side=args.max_side))
@@ -112,6 +115,8 @@ def main() -> None:
             io.write_image(args.sheet, grid(cells, labels, columns=len(cells)))
     print(f"{args.clip.name}, {n_frames} frames at --max-side {args.max_side}, preset {args.config}, "
           f"style {args.style.name}")
+    if args.base:  # the earlier run's optimize row, on the same frames and settings
+        results = {"optimize": json.loads(args.base.read_text())["optimize"], **results}
     print(table(results, results.get("optimize")))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
