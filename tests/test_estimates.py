@@ -26,7 +26,7 @@ def _both(config: Config, n_frames: int, timings: Timings = CPU):
 def test_the_network_estimate_is_training_plus_painting_plus_refining():
     _, network = _both(Config(train_iterations=1000), 300)
     assert network.seconds == pytest.approx(1000 * 2.0 + 300 * 0.12)
-    assert not network.upper_bound and "x 1000 steps" in network.rests_on and "256x256 crops" in network.rests_on
+    assert not network.upper_bound and "x 1000 steps" in network.rests_on and "128x128 crops" in network.rests_on
     _, refined = _both(Config(train_iterations=1000, refine=3), 300)
     assert refined.seconds == pytest.approx(1000 * 2.0 + 300 * 0.12 + 300 * 3 * 1.0)
     assert refined.upper_bound and "at most 3 optimiser iterations per frame" in refined.rests_on
