@@ -30,14 +30,12 @@ the same file (other FFmpeg/x264 versions may encode it differently).
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
-from make_clip import fbm, value_noise  # the same seeded noise helpers as the first clip
+from make_clip import fbm, value_noise, write_clip  # the first clip's noise and encoder (24 fps, 44.1 kHz)
 
 HERE = Path(__file__).parent
 WIDTH, HEIGHT = 640, 360
@@ -525,38 +523,10 @@ def street_sound(seed: int = 2024) -> np.ndarray:
     return (0.25 * stereo * fade / np.abs(stereo).max()).astype(np.float32)
 
 
-# ---------------------------------------------------------------- encoding
-
-def write_clip(path: Path, frames, audio: np.ndarray) -> None:
-    """Encode frames (H.264, CRF 20) and stereo audio (AAC) into an MP4, interleaved by time."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        # cpu-independent: reruns byte-identical (see make_clip.py).
-        video.options = {"crf": "20", "preset": "slow", "x264-params": "cpu-independent=1"}
-        sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
-        chunk = 1024  # the AAC frame size; only the last chunk may be shorter
-        sent = 0
-        for index, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")  # encode() converts to yuv420p
-            frame.pts, frame.time_base = index, Fraction(1, FPS)
-            out.mux(video.encode(frame))
-            until = min((index + 1) * SAMPLE_RATE // FPS, audio.shape[1])
-            while sent < until:
-                samples = np.ascontiguousarray(audio[:, sent:sent + chunk])
-                audio_frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-                audio_frame.sample_rate, audio_frame.pts = SAMPLE_RATE, sent
-                audio_frame.time_base = Fraction(1, SAMPLE_RATE)
-                out.mux(sound.encode(audio_frame))
-                sent += samples.shape[1]
-        out.mux(video.encode(None))
-        out.mux(sound.encode(None))
-
-
 def main() -> None:
     """Render and encode the clip, then report its size."""
     path = HERE / "city.mp4"
-    write_clip(path, render_frames(), street_sound())
+    write_clip(path, render_frames(), street_sound(), width=WIDTH, height=HEIGHT)
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 

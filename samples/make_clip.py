@@ -347,11 +347,11 @@ def melody() -> np.ndarray:
 
 # ---------------------------------------------------------------- encoding
 
-def write_clip(path: Path, frames, audio: np.ndarray) -> None:
+def write_clip(path: Path, frames, audio: np.ndarray, *, width: int = WIDTH, height: int = HEIGHT) -> None:
     """Encode frames (H.264, CRF 20) and stereo audio (AAC) into an MP4, interleaved by time."""
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         # cpu-independent: without it x264's SIMD macroblock-tree code gave different bytes
         # (and pixels) on every run here; with it reruns are byte-identical.
         video.options = {"crf": "20", "preset": "slow", "x264-params": "cpu-independent=1"}
