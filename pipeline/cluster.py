@@ -219,7 +219,7 @@ def stylize_video_on_ray(
     # The local path's checks, then the styles the tasks share and the work folder.
     check_ray()
     start = time.perf_counter()
-    config, loaded = _with_model(model, config, styles)
+    config, loaded = learned.with_model(model, config, styles)  # a bad file fails first
     checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
     style_images = preflight.checked_style_images(config, styles, checked.output, width=checked.width,
                                                   height=checked.height)
@@ -262,7 +262,7 @@ def stylize_frames_on_ray(
     check_ray()
     start = time.perf_counter()
     emit = callback or (lambda event: None)
-    config, loaded = _with_model(model, config, styles)
+    config, loaded = learned.with_model(model, config, styles)  # a bad file fails first
     checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
     checkpoint = Checkpoint.for_run(output_dir, config, [*checked.every_path, *styles, *filter(None, [model])],
                                     device="ray")
@@ -284,15 +284,6 @@ def stylize_frames_on_ray(
         write_frames(checkpoint, chunks, checked.targets)
         summary = driver.summary(plan, finished, time.perf_counter() - start)
         return outputs.finish(summary, stats, checkpoint, keep_frames=keep_frames)
-
-
-def _with_model(model: Path | None, config: Config, styles: list[Path]) -> tuple[Config, learned.LoadedModel | None]:
-    """The run's settings and the model file `model` loaded for it (`learned.use_model`: a bad file
-    fails before anything else), or `config` and None."""
-    if model is None:
-        return config, None
-    loaded = learned.use_model(model, config, styles)
-    return loaded.config, loaded
 
 
 def _driver(config: Config, style_images: StyleImages, checkpoint: Checkpoint, output: Path, emit: Callback,

@@ -62,8 +62,7 @@ def stylize_video_with_network(content: Path, styles: list[Path], output: Path |
     Raises what `run.stylize_video` raises; Interrupted on Ctrl-C, saying what is kept.
     """
     emit = callback or (lambda event: None)
-    loaded = use_model(model, config, styles) if model is not None else None  # a bad file fails first
-    config = loaded.config if loaded is not None else config
+    config, loaded = with_model(model, config, styles)  # a bad file fails first
     checked = preflight.check_video(content, styles, output, config, overwrite=overwrite, stats=stats)
     check_frame_size(config, checked.width, checked.height, name=checked.output)
     work = _Work.of_run(checked.output, config, [content, *styles], loaded, resume=resume, overwrite=overwrite)
@@ -97,8 +96,7 @@ def stylize_frames_with_network(folder: Path, styles: list[Path], output_dir: Pa
     """`run.stylize_frames` with the network engine (with `model`, that model file's network); the
     PNGs are written once all are painted. Training keeps its state as for video; `resume`."""
     emit = callback or (lambda event: None)
-    loaded = use_model(model, config, styles) if model is not None else None  # a bad file fails first
-    config = loaded.config if loaded is not None else config
+    config, loaded = with_model(model, config, styles)  # a bad file fails first
     checked = preflight.check_frame_folder(folder, styles, output_dir, config, stats=stats)
     work = _Work.of_run(output_dir, config, [*checked.every_path, *styles], loaded, resume=resume,
                         overwrite=overwrite)
@@ -372,6 +370,15 @@ class LoadedModel:
     path: Path
     network: TransformNet  # on the CPU, in eval mode
     config: Config  # the run's, with the network engine and the colour mode the network learned in
+
+
+def with_model(model: Path | None, config: Config, styles: list[Path]) -> tuple[Config, LoadedModel | None]:
+    """A run's settings and the model file `model` loaded for it (`use_model`), or `config` and None
+    without one. Raises what `use_model` raises."""
+    if model is None:
+        return config, None
+    loaded = use_model(model, config, styles)
+    return loaded.config, loaded
 
 
 def use_model(path: Path, config: Config, styles: list[Path]) -> LoadedModel:

@@ -130,6 +130,15 @@ def _fail_once(armed: str):
     return hook
 
 
+def _interrupt_after_a_task(parts: Path):
+    """A callback that presses Ctrl-C at the first frame after a task was finished in `parts`."""
+    def interrupt(event):
+        if isinstance(event, FrameDone) and any(parts.glob("task-*.json")):
+            raise KeyboardInterrupt
+
+    return interrupt
+
+
 def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
     clip = make_shots_clip(tmp_path / "shots.mkv", SHOTS)
     expected = _local(clip.path, style, tmp_path)
@@ -138,10 +147,7 @@ def test_interrupt_failure_and_resume_keep_finished_shots(tmp_path, style):
     config = replace(TINY, ray="local")
     parts = Path(f"{output}.parts")
 
-    def interrupt(event):  # Ctrl-C at the first frame after a task was finished
-        if isinstance(event, FrameDone) and any(parts.glob("task-*.json")):
-            raise KeyboardInterrupt
-
+    interrupt = _interrupt_after_a_task(parts)
     ray_connect.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _fail_once(str(armed))},
                            log_to_driver=False)
     try:
@@ -360,10 +366,7 @@ def test_network_engine_trains_once_and_paints_the_local_frames(tmp_path, style)
     output, log = tmp_path / "ray.mkv", tmp_path / "trainings.log"
     parts = Path(f"{output}.parts")
 
-    def interrupt(event):  # Ctrl-C at the first frame after a task was finished
-        if isinstance(event, FrameDone) and any(parts.glob("task-*.json")):
-            raise KeyboardInterrupt
-
+    interrupt = _interrupt_after_a_task(parts)
     ray_connect.init_local(ray, num_cpus=1, runtime_env={"worker_process_setup_hook": _count_training(str(log))},
                            log_to_driver=False)
     try:
