@@ -104,6 +104,9 @@ TrainIterations = Annotated[Optional[int], typer.Option(
 Refine = Annotated[Optional[int], typer.Option(
     "--refine", metavar="N", help="--engine network: then at most N iterations of the per-frame optimisation "
     "on each frame, from the network's output (0 = none).")]
+Carry = Annotated[Optional[float], typer.Option(
+    "--carry", metavar="SHARE", help="--engine network: share of the frame before, warped along the flow, blended "
+    "into each painted frame where the flow explains the pixel (steadier; 0 = frames painted on their own).")]
 Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-19 state dict to use instead.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
@@ -119,6 +122,7 @@ RUN_OPTIONS = (
     "style_weight", "tv_weight", "temporal_weight", "init", "flow", "optimizer", "learning_rate",
     "device", "seed", "max_frames", "crf", "weights", "stop_tolerance", "coarse_to_fine", "precision", "compile",
     "settle", "long_term", "passes", "hold_step", "residual", "preserve_colors", "ray", "engine", "train_iterations", "refine",
+    "carry",
 )
 
 
@@ -228,7 +232,7 @@ def video(
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     hold_step: HoldStep = None, residual: Residual = None, engine: EngineOption = None,
-    train_iterations: TrainIterations = None, refine: Refine = None,
+    train_iterations: TrainIterations = None, refine: Refine = None, carry: Carry = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
@@ -253,7 +257,7 @@ def frames(
     stop_tolerance: StopTolerance = None, coarse_to_fine: CoarseToFine = None, precision: PrecisionOption = None,
     compile: Compile = None, settle: Settle = None, long_term: LongTerm = None, passes: Passes = None,
     hold_step: HoldStep = None, residual: Residual = None, engine: EngineOption = None,
-    train_iterations: TrainIterations = None, refine: Refine = None,
+    train_iterations: TrainIterations = None, refine: Refine = None, carry: Carry = None,
     ray: Ray = None, overwrite: Overwrite = False, resume: Resume = False, keep_frames: KeepFrames = False,
     stats: Stats = None, quiet: Quiet = False, debug: Debug = False,
 ) -> None:

@@ -15,8 +15,8 @@ over those frames, so the seam is spread over several frames instead of a jump (
 The network engine (`--engine network`, `learned`) trains once: the driver decodes the whole clip,
 one task trains the network on it (`train_task`), the driver keeps it in the work folder and puts it
 in the object store once, and each shot is painted by a task that gets it from there
-(`paint_chunk`). Painting has no chain, so a long take's chunks need no seam; with `refine` each
-frame is refined after the one before, so a shot is one task.
+(`paint_chunk`). With `carry` or `refine` each frame is finished from the one before (a chain, as
+in a local run), so a shot is one task; with neither a long take's chunks need no seam.
 
 This module and `ray_connect` (joining or starting Ray) are the only ones that import `ray`, and
 only inside the functions that need it.
@@ -443,9 +443,10 @@ class _NetworkDriver(_Driver):
         self.trained: dict[str, Any] = {}  # the network trained for this run, once there is one
 
     def chunks(self, plan: Plan) -> list[Chunk]:
-        """Without `refine` each frame is painted on its own, so a long take's chunks need no seam;
-        with it each frame is refined after the one before, as a local run does: one task per shot."""
-        longest = plan.n_frames if self.config.refine else self.config.max_chunk_frames
+        """With `carry` or `refine` each frame is finished from the one before, as a local run
+        does: one task per shot; with neither each frame is painted on its own, so a long take's
+        chunks need no seam."""
+        longest = plan.n_frames if self.config.carry or self.config.refine else self.config.max_chunk_frames
         return split_shots(plan.shots, max_chunk_frames=max(1, longest), seam_frames=0)
 
     def _run_tasks(self, ray: ModuleType, options: dict[str, Any], workers: int, plan: Plan, chunks: list[Chunk],

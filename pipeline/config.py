@@ -147,6 +147,9 @@ class Config:
     train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)
+    # network: share of the finished frame before, warped along the flow, blended into each painted
+    # frame where the flow explains the pixel (within a shot; 0: frames painted on their own; docs/speed.md)
+    carry: float = 0.5
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
@@ -165,6 +168,8 @@ class Config:
             self, "content_weight", "style_weight", "tv_weight", "temporal_weight", "range_weight",
             "stop_tolerance", "prefetch", "hold_step", "residual", "ray_cpus", "refine", "train_temporal_weight",
         )
+        if not 0 <= self.carry < 1:
+            raise ConfigError(f"carry must be at least 0 and below 1, got {self.carry}")
         if len(self.style_layer_weights) != len(self.style_layers):
             raise ConfigError(
                 f"style_layer_weights has {len(self.style_layer_weights)} values "

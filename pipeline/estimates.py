@@ -23,7 +23,7 @@ from . import io
 from .config import Config, Engine
 from .events import Notice
 from .optimize import Targets, content_targets, iteration_step
-from .sequence import Session, ladder, rung_budgets, uses_bf16
+from .sequence import Session, ladder, link_back, rung_budgets, uses_bf16
 from .train import BATCH, paint, train_network
 
 SAY_ABOVE = 180.0  # s: a video or frames run expected to take longer says its time before it starts
@@ -104,7 +104,8 @@ def network_estimate(config: Config, *, width: int, height: int, n_frames: int, 
     rests_on = (
         f"{timings.train_step:.2f} s per training step measured now on {device} (a pair of {crop} crops of "
         f"{width}x{height} frames, their flow included) x {config.train_iterations} steps, then "
-        f"{timings.paint * 1e3:.0f} ms per frame painted x {n_frames} frame(s)"
+        f"{timings.paint * 1e3:.0f} ms per frame painted{' (its flow included: --carry)' if config.carry else ''} "
+        f"x {n_frames} frame(s)"
         + (f", then at most {config.refine} optimiser iterations per frame (--refine) at {timings.iteration:.2f} s "
            "each, an upper bound" if config.refine else "")
         + "; decoding, finding the shots, loading and writing not counted"
@@ -226,7 +227,8 @@ def time_iteration(session: Session, frame: np.ndarray, *, repeat: int) -> float
 def time_network(session: Session, frames: list[np.ndarray], *, repeat: int) -> tuple[float, float]:
     """Seconds of one training step of the network engine on the first pair of `frames` (the first
     frame twice if there is one; its flow included), the median of `repeat` after one untimed; and
-    of painting one frame of their size, from a batch of `train.BATCH` after one frame untimed."""
+    of painting one frame of their size, from a batch of `train.BATCH` after one frame untimed, with
+    `carry` its flow from the frame before included."""
     pair = [frames[0], frames[min(1, len(frames) - 1)]]
     ends: list[float] = []  # seconds since training started, after each step
     network = train_network(session, pair, [0], steps=repeat + 1, emit=lambda event: ends.append(event.seconds))
@@ -235,4 +237,9 @@ def time_network(session: Session, frames: list[np.ndarray], *, repeat: int) -> 
     list(paint(network, pair[:1], session.device, bf16=bf16))
     start = time.perf_counter()
     list(paint(network, pair[:1] * BATCH, session.device, bf16=bf16))  # back on the CPU: the device has finished
-    return train_step, (time.perf_counter() - start) / BATCH
+    painted = (time.perf_counter() - start) / BATCH
+    if session.config.carry:  # each frame's flow from the one before, as `learned` carries it
+        start = time.perf_counter()
+        link_back(session.config.flow, pair[0], pair[1], session.device)
+        painted += time.perf_counter() - start
+    return train_step, painted

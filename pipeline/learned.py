@@ -40,7 +40,7 @@ from .sequence import (
 )
 from .shots import scan
 from .optimize import Targets, content_targets, stylize_frame
-from .train import BATCH, TrainState, paint, train_network
+from .train import BATCH, TrainState, carried, paint, train_network
 
 
 def check_engine(config: Config, *, resume: bool, model: Path | None) -> None:
@@ -179,7 +179,7 @@ def _painted(trained: _Trained, emit: Callback, work: _Work) -> Iterator[tuple[n
     painted = itertools.islice(painted, done - first, None)
     records = [FrameDone(**record) for record in work.resumed.records[:done]]
     began = time.perf_counter()
-    for index, (image, iterations, chain) in enumerate(_refined(trained, painted, emit, done, work.chain()), done):
+    for index, (image, iterations, chain) in enumerate(_chained(trained, painted, emit, done, work.chain()), done):
         colors.originals[index] = trained.frames[index]
         finished = time.perf_counter()
         record = FrameDone(index, iterations, finished - began, {}, index in trained.starts[1:])
@@ -196,34 +196,44 @@ def paint_shot(network: TransformNet, session: Session, frames: list[np.ndarray]
                ) -> Iterator[tuple[np.ndarray, FrameDone]]:
     """`frames` (uint8 (H, W, 3) as decoded: video frames `first` ... of one shot) painted as a run
     paints them (`_painted`), with their records; `cut`: frame `first` starts a shot after the
-    video's first. With `refine` (`session` then holds the losses, `loss_session`) each frame is
-    refined after the one before, so `frames` must start at the shot's first frame to match a run."""
+    video's first. With `refine` (`session` then holds the losses, `loss_session`) or `carry` each
+    frame is finished from the one before, so `frames` must start at the shot's first frame to match
+    a run."""
     seen = [chain_view(session.config.preserve_colors, frame) for frame in frames]
     trained = _Trained(network.to(session.device), session, frames, seen, [0], time.perf_counter(), 0.0)
     for image, record in _painted(trained, lambda event: None, _Work(Path("<task>"))):
         yield image, dataclasses.replace(record, index=first + record.index, scene_cut=cut and record.index == 0)
 
 
-def _refined(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,
+def _chained(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,
              previous: Tensor | None) -> Iterator[tuple[np.ndarray, int, dict[str, Tensor] | None]]:
-    """Each painted frame from frame `first` on after at most `config.refine` iterations of the
-    per-frame optimisation started from it, held by Ruder's temporal loss to its refined predecessor
-    (`previous` for the first) warped into it (within a shot), how many iterations it took, and what
-    the next frame needs (None without `refine`). With `refine` 0, the frames as painted."""
+    """Each painted frame from frame `first` on as the chain finishes it: within a shot, `carry`
+    of the finished frame before it (`previous` for the first), warped into it, blended in outside
+    occlusions (`train.carried`), then with `refine` at most that many iterations of the per-frame
+    optimisation from there, held by Ruder's temporal loss to the same warped predecessor; with how
+    many iterations it took and what a resume needs (None without `refine`: a resume paints again).
+    With neither, the frames as painted."""
     config, model, device = trained.session.config, trained.session.model, trained.session.device
     previous = previous.to(device) if previous is not None else None
     for index, image in enumerate(painted, first):
-        if not config.refine:
+        if not config.carry and not config.refine:
             yield image, 0, None
             continue
-        content = io.to_tensor(trained.seen[index]).to(device)
-        targets = Targets(content_targets(model, content, config), trained.session.grams)
+        start, link = io.to_tensor(image).to(device), None
         if previous is not None and index not in trained.starts:
             backward, mask = link_back(config.flow, trained.seen[index - 1], trained.seen[index], device)
-            targets = dataclasses.replace(targets, warped=flow.warp(previous, backward), mask=mask)
+            link = flow.warp(previous, backward), mask
+            start = carried(start, *link, share=config.carry)
+        if not config.refine:
+            previous = start
+            yield io.to_array(start), 0, None
+            continue
+        targets = Targets(content_targets(model, io.to_tensor(trained.seen[index]).to(device), config),
+                          trained.session.grams)
+        if link is not None:
+            targets = dataclasses.replace(targets, warped=link[0], mask=link[1])
         emit(FrameStarted(index, config.refine))
-        result = stylize_frame(model, io.to_tensor(image).to(device), targets, config=config, n_iters=config.refine,
-                               callback=emit)
+        result = stylize_frame(model, start, targets, config=config, n_iters=config.refine, callback=emit)
         previous = result.image
         yield io.to_array(result.image), result.iterations, {"previous": previous.cpu()}
 
@@ -460,15 +470,17 @@ def _ready(frames: list[np.ndarray], styles: list[Path], output: Path, config: C
 def _loaded(frames: list[np.ndarray], styles: list[Path], output: Path, emit: Callback, loaded: LoadedModel
             ) -> _Trained:
     """A model file's network, ready to paint `frames`. Painting alone needs no VGG, styles or
-    shots; `refine` needs all three, as after training."""
+    shots; `carry` needs the shots (nothing is carried across a cut), `refine` all three, as after
+    training."""
     began, config = time.perf_counter(), loaded.config
     height, width = frames[0].shape[:2]
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
+    starts = _shot_starts(config, frames, (0,)) if config.carry or config.refine else [0]
     if config.refine:
-        starts, session = _shot_starts(config, frames, (0,)), _loss_session(config, styles, seen)
+        session = _loss_session(config, styles, seen)
     else:
-        starts, session = [0], Session(config, select_device(config.device), model=None, grams={})  # no losses
+        session = Session(config, select_device(config.device), model=None, grams={})  # no losses
     emit(RunStarted(len(frames), width, height, str(session.device)))
     return _Trained(loaded.network.to(session.device), session, frames, seen, starts, began, 0.0, model=loaded.path)
 

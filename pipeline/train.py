@@ -146,6 +146,15 @@ def _lands_inside(backward: Tensor) -> Tensor:
     return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).to(backward.dtype)[:, None]
 
 
+def carried(painted: Tensor, warped: Tensor, mask: Tensor, *, share: float) -> Tensor:
+    """`painted` (1, 3, H, W) with `share` of `warped` (the finished frame before it, warped into it)
+    blended in where `mask` (1, 1, H, W) in [0, 1] says the flow explains the pixel. The network
+    paints each frame on its own, so a small change of the input can move its strokes; the
+    optimiser starts each frame from the warped one before (Ruder et al. 2016, section 3.1) and
+    keeps them. Carrying a share of it makes the painted strokes follow the flow the same way."""
+    return painted + share * mask * (warped - painted)
+
+
 def paint(network: TransformNet, frames: Iterable[np.ndarray], device: torch.device, *,
           bf16: bool = False) -> Iterator[np.ndarray]:
     """Each of `frames` (uint8 (H, W, 3)) through the network, in order, `BATCH` at a time; with

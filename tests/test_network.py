@@ -144,6 +144,32 @@ def test_refine_runs_at_most_n_optimiser_iterations_on_each_painted_frame(tmp_pa
     assert sum(type(event).__name__ == "IterationDone" for event in events) >= 12
 
 
+def test_carried_blends_the_warped_frame_before_in_only_where_the_flow_explains_the_pixel():
+    painted, warped = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2] = 1.0
+    kept = painted.clone(), warped.clone(), mask.clone()
+    blended = train.carried(painted, warped, mask, share=0.25)
+    assert torch.equal(blended[..., :2], torch.full((1, 3, 4, 2), 0.25))
+    assert torch.equal(blended[..., 2:], torch.zeros(1, 3, 4, 2))
+    assert all(torch.equal(a, b) for a, b in zip((painted, warped, mask), kept))  # inputs untouched
+
+
+def test_carry_steadies_the_painted_frames_and_carries_nothing_into_a_shot(tmp_path, style):
+    from stylereel.pipeline.evaluate import warp_error
+
+    clip = make_shots_clip(tmp_path / "shots.mkv", (4, 4))
+    outputs = {}
+    for share in (0.0, 0.6):
+        path = tmp_path / f"carry{share}.mkv"
+        run.stylize_video(clip.path, [style], path, replace(TINY, carry=share, crf=0, max_side="source"))
+        outputs[share] = [frame.image for frame in io.read_video(path, max_side=None)]
+    alone, carried = outputs[0.0], outputs[0.6]
+    assert [np.array_equal(a, b) for a, b in zip(alone, carried)] == [True, False, False, False] * 2  # shot starts alike
+    for shot in (slice(0, 4), slice(4, 8)):
+        assert warp_error(carried[shot], clip.frames[shot]) < 0.8 * warp_error(alone[shot], clip.frames[shot])
+
+
 def test_bf16_painting_stays_within_a_few_levels_of_fp32():
     torch.manual_seed(0)
     network = TransformNet(width=4, n_residual=1).eval()
