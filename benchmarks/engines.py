@@ -5,7 +5,8 @@
         [--set-network KEY=VALUE ...] [--json PATH]
 
 Cuts the first `--frames` frames of CLIP (all by default), stores them losslessly at the working
-size, runs each row with the same preset, seed and style (the network rows paint with one network,
+size, runs each row with the same preset, seed and style (the network rows, with `carry` also one
+that carries nothing (`--carry 0`), paint with one network,
 trained once by `learned.train_model`, its time counted in each row), and prints a Markdown table: training
 seconds, per-frame seconds after training, wall time for the clip, wall time projected for one
 minute at 30 fps (fixed time + 1800 x the per-frame time: a projection, not a measurement), mean
@@ -97,6 +98,8 @@ def main() -> None:
     rows = {} if args.skip_optimize else {"optimize": config}
     changed = "".join(f", {key} {value}" for key, value in changes.items())
     rows |= {f"network ({network.train_iterations} steps{changed})": network}
+    if network.carry:  # what carrying the frame before buys, on the same network
+        rows["network --carry 0"] = replace(network, carry=0.0)
     if args.refine:
         rows[f"network --refine {args.refine}"] = replace(network, refine=args.refine)
     with tempfile.TemporaryDirectory() as folder:
