@@ -77,7 +77,7 @@ CoarseToFine = Annotated[Optional[bool], typer.Option(
 PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", help="auto = bf16 on CUDA, else fp32.")]
 Compile = Annotated[Optional[bool], typer.Option(
     "--compile/--no-compile", show_default=False,
-    help="torch.compile the loss: faster iterations after about a minute of compiling.")]
+    help="torch.compile the loss (--engine network: its painting too): faster after about a minute of compiling.")]
 Settle = Annotated[Optional[bool], typer.Option(
     "--settle/--no-settle", show_default=False,
     help="A later frame stops once its loss is back to its predecessor's: no drift within a shot.")]
@@ -426,7 +426,7 @@ def bench(
     ctx: typer.Context,
     size: Annotated[Optional[list[int]], typer.Option("--size", help="Square side to time; repeat (default: 256 and 512).")] = None,
     repeat: Annotated[int, typer.Option(help="Timed iterations per loop; the median is reported.")] = 5,
-    compile: Annotated[bool, typer.Option("--compile/--no-compile", help="Also time the compiled loss.")] = True,
+    compile: Annotated[bool, typer.Option("--compile/--no-compile", help="Also time the compiled loss and painting.")] = True,
     clip: Annotated[Path, typer.Option(help="Clip for the end-to-end run.")] = Path("samples/clip.mp4"),
     style: Annotated[Optional[list[Path]], typer.Option("--style", "-s", help="Style for the end-to-end run.")] = None,
     frames: Annotated[int, typer.Option(help="Frames of the end-to-end run (0 skips it).")] = 3,
@@ -444,7 +444,7 @@ def bench(
         for result in benchmark.run_iterations(settings, sizes=size or [256, 512], repeat=repeat, compile=compile):
             print_bench(console, result, peak_tflops)
         for side in size or [256, 512]:
-            print_network(console, benchmark.time_network(settings, styles, size=side, repeat=repeat))
+            print_network(console, benchmark.time_network(settings, styles, size=side, repeat=repeat, compile=compile))
         if frames:
             print_phases(console, benchmark.run_video(clip, styles, settings, n_frames=frames))
     except StylereelError as error:

@@ -228,7 +228,15 @@ def print_network(console: Console, timing: NetworkTiming) -> None:
     """The network engine's painting and training-step times at one size."""
     console.print(f"network engine at {timing.width}x{timing.height}: painting {timing.paint_seconds * 1e3:.1f} ms/frame "
                   f"({1 / timing.paint_seconds:.0f} frames/s; channels_last {timing.paint_channels_last_seconds * 1e3:.1f} "
-                  f"ms, bf16 {timing.paint_bf16_seconds * 1e3:.1f} ms), a training step {timing.train_step_seconds:.2f} s")
+                  f"ms, bf16 {timing.paint_bf16_seconds * 1e3:.1f} ms{_compiled(timing)}), a training step "
+                  f"{timing.train_step_seconds:.2f} s")
+
+
+def _compiled(timing: NetworkTiming) -> str:
+    if timing.paint_compiled_seconds is None:
+        return ""
+    return (f"; compiled {timing.paint_compiled_seconds * 1e3:.1f} ms, compiled bf16 "
+            f"{timing.paint_compiled_bf16_seconds * 1e3:.1f} ms")
 
 
 def print_phases(console: Console, summary: Summary) -> None:

