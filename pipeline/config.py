@@ -142,7 +142,7 @@ class Config:
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
     train_iterations: int = 1000  # network: Adam steps of training, one pair of consecutive frames each
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
-    # 256 costs 3.6x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
+    # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
     train_crop: int = 256
     train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
