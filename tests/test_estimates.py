@@ -24,9 +24,11 @@ def _both(config: Config, n_frames: int, timings: Timings = CPU):
 
 
 def test_the_network_estimate_is_training_plus_painting_plus_refining():
-    _, network = _both(Config(train_iterations=1000), 300)
+    _, network = _both(Config(train_iterations=1000, train_crop=400), 300)
     assert network.seconds == pytest.approx(1000 * 2.0 + 300 * 0.12)
-    assert not network.upper_bound and "x 1000 steps" in network.rests_on and "128x128 crops" in network.rests_on
+    assert not network.upper_bound and "x 1000 steps" in network.rests_on and "400x288 crops" in network.rests_on
+    assert "painted (its flow included: --carry)" in network.rests_on
+    assert "flow included: --carry" not in _both(Config(carry=0.0), 300)[1].rests_on
     _, refined = _both(Config(train_iterations=1000, refine=3), 300)
     assert refined.seconds == pytest.approx(1000 * 2.0 + 300 * 0.12 + 300 * 3 * 1.0)
     assert refined.upper_bound and "at most 3 optimiser iterations per frame" in refined.rests_on
