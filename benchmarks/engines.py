@@ -10,7 +10,8 @@ that carries nothing (`--carry 0`), paint with one network, trained once by `lea
 its time counted in each row), and prints a Markdown table: training seconds, per-frame seconds
 after training, wall time for the clip, wall time projected for one minute at 30 fps (fixed time +
 1800 x the per-frame time: a projection, not a measurement), mean style and content loss and warp
-error from `stylereel evaluate`'s evaluator at the output size, each also as a ratio to `optimize`'s. Outputs are lossless (FFV1) so the codec adds nothing.
+error from `stylereel evaluate`'s evaluator at the output size, each also as a ratio to `optimize`'s.
+Outputs are lossless (FFV1) so the codec adds nothing.
 `--sheet PATH` also writes the middle frame of the content and of each row side by side, labelled;
 `--set-network KEY=VALUE` (value read as JSON) changes a setting of the network rows only.
 """
