@@ -446,7 +446,7 @@ class _NetworkDriver(_Driver):
         """With `carry` or `refine` each frame is finished from the one before, as a local run
         does: one task per shot; with neither each frame is painted on its own, so a long take's
         chunks need no seam."""
-        longest = plan.n_frames if self.config.carry or self.config.refine else self.config.max_chunk_frames
+        longest = plan.n_frames if learned.chained(self.config) else self.config.max_chunk_frames
         return split_shots(plan.shots, max_chunk_frames=max(1, longest), seam_frames=0)
 
     def _run_tasks(self, ray: ModuleType, options: dict[str, Any], workers: int, plan: Plan, chunks: list[Chunk],

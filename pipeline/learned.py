@@ -180,7 +180,7 @@ def _painted(trained: _Trained, emit: Callback, work: _Work) -> Iterator[tuple[n
     painted = itertools.islice(painted, done - first, None)
     records = [FrameDone(**record) for record in work.resumed.records[:done]]
     began = time.perf_counter()
-    for index, (image, iterations, chain) in enumerate(_chained(trained, painted, emit, done, work.chain()), done):
+    for index, (image, iterations, chain) in enumerate(_finished(trained, painted, emit, done, work.chain()), done):
         colors.originals[index] = trained.frames[index]
         finished = time.perf_counter()
         record = FrameDone(index, iterations, finished - began, {}, index in trained.starts[1:])
@@ -206,7 +206,13 @@ def paint_shot(network: TransformNet, session: Session, frames: list[np.ndarray]
         yield image, dataclasses.replace(record, index=first + record.index, scene_cut=cut and record.index == 0)
 
 
-def _chained(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,
+def chained(config: Config) -> bool:
+    """Whether each painted frame is finished from the one before (`carry` or `refine`): a shot is
+    then painted in order from its first frame, locally and as one Ray task, and needs its cuts."""
+    return bool(config.carry or config.refine)
+
+
+def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,
              previous: Tensor | None) -> Iterator[tuple[np.ndarray, int, dict[str, Tensor] | None]]:
     """Each painted frame from frame `first` on as the chain finishes it: within a shot, `carry`
     of the finished frame before it (`previous` for the first), warped into it, blended in outside
@@ -217,7 +223,7 @@ def _chained(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, f
     config, model, device = trained.session.config, trained.session.model, trained.session.device
     previous = previous.to(device) if previous is not None else None
     for index, image in enumerate(painted, first):
-        if not config.carry and not config.refine:
+        if not chained(config):
             yield image, 0, None
             continue
         start, link = io.to_tensor(image).to(device), None
@@ -477,7 +483,7 @@ def _loaded(frames: list[np.ndarray], styles: list[Path], output: Path, emit: Ca
     height, width = frames[0].shape[:2]
     check_frame_size(config, width, height, name=output)
     seen = [chain_view(config.preserve_colors, frame) for frame in frames]
-    starts = _shot_starts(config, frames, (0,)) if config.carry or config.refine else [0]
+    starts = _shot_starts(config, frames, (0,)) if chained(config) else [0]
     if config.refine:
         session = _loss_session(config, styles, seen)
     else:
