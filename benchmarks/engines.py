@@ -1,28 +1,33 @@
 """The two engines on one clip: time, losses and flicker of `optimize`, `network` and `network --refine`.
 
     python benchmarks/engines.py CLIP -s samples/styles/swirl.png --max-side 256 [--frames 24]
-        [--train-iterations 1000] [--refine 3] [--config default] [--skip-optimize [--base JSON]] [--sheet PATH]
-        [--set-network KEY=VALUE ...] [--json PATH]
+        [--train-iterations 2000] [--refine 3] [--carry 0 ...] [--config default] [--skip-optimize [--base JSON]]
+        [--sheet PATH] [--set-network KEY=VALUE ...] [--json PATH] [--save-model PATH | --model PATH --train-seconds S]
 
 Cuts the first `--frames` frames of CLIP (all by default), stores them losslessly at the working
-size, runs each row with the same preset, seed and style (the network rows, with `carry` also one
-that carries nothing (`--carry 0`), paint with one network, trained once by `learned.train_model`,
-its time counted in each row), and prints a Markdown table: training seconds, per-frame seconds
-after training, wall time for the clip, wall time projected for one minute at 30 fps (fixed time +
-1800 x the per-frame time: a projection, not a measurement), mean style and content loss and warp
-error from `stylereel evaluate`'s evaluator at the output size, each also as a ratio to `optimize`'s.
+size, runs each row with the same preset, seed and style (the network rows, the network's own
+`carry` and each `--carry SHARE` (0 by default: painting each frame on its own), paint with one
+network, trained once by `learned.train_model`, its time counted in each row), and prints a
+Markdown table: training seconds, per-frame seconds after training, wall time for the clip, wall
+time projected for one minute at 30 fps (fixed time + 1800 x the per-frame time: a projection, not
+a measurement), mean style and content loss and warp error from `stylereel evaluate`'s evaluator at
+the output size, each also as a ratio to `optimize`'s.
 Outputs are lossless (FFV1) so the codec adds nothing.
 `--sheet PATH` also writes the middle frame of the content and of each row side by side, labelled;
 `--set-network KEY=VALUE` (value read as JSON) changes a setting of the network rows only.
+`--save-model PATH` keeps the trained network; `--model PATH --train-seconds S` paints with a kept
+one instead of training (S: the training time it took, counted as if this run had trained it), so
+more rows can be measured on the same network.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stylereel.pipeline import io, learned, run
@@ -36,7 +41,15 @@ from flicker import cut_clip  # the same lossless cut as the flicker benchmark
 MINUTE = 1800  # frames in one minute at 30 fps
 
 
-def measure(clip: Path, style: Path, output: Path, config, trained: TrainSummary | None = None) -> dict:
+@dataclass(frozen=True)
+class Kept:
+    """A network kept by `--save-model`, and the training time it took (what `measure` reads of a `TrainSummary`)."""
+
+    output: Path
+    seconds: float
+
+
+def measure(clip: Path, style: Path, output: Path, config, trained: TrainSummary | Kept | None = None) -> dict:
     """Run `config` on `clip` and evaluate the output: times, losses and warp error. With `trained`
     (a model file `train_model` wrote for the clip), the run paints with it and its training time
     counts as the fixed cost, as if the run had trained it."""
@@ -84,6 +97,11 @@ def main() -> None:
     parser.add_argument("--config", default="default", help="preset for every row")
     parser.add_argument("--train-iterations", type=int, default=None, help="default: the preset's")
     parser.add_argument("--refine", type=int, default=3, help="0: no refine row")
+    parser.add_argument("--carry", type=float, action="append", default=None, metavar="SHARE",
+                        help="also paint with the same network at this carry share (default: 0)")
+    parser.add_argument("--save-model", type=Path, help="keep the trained network here")
+    parser.add_argument("--model", type=Path, help="paint with this network (from --save-model) instead of training")
+    parser.add_argument("--train-seconds", type=float, help="with --model: the training time it took")
     parser.add_argument("--skip-optimize", action="store_true", help="only the network rows")
     parser.add_argument("--base", type=Path, help="with --skip-optimize: the --json of an earlier run, for its optimize row")
     parser.add_argument("--sheet", type=Path, help="write the middle frame of each row here, side by side")
@@ -91,6 +109,8 @@ def main() -> None:
     parser.add_argument("--set-network", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of the network rows, e.g. temporal_weight=1e8 (value read as JSON)")
     args = parser.parse_args()
+    if (args.model is None) != (args.train_seconds is None):
+        parser.error("--model and --train-seconds go together")
     config = replace(load_config(args.config), max_side=args.max_side, crf=0)
     changes = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set_network)}
     network = replace(config, engine=Engine.network, train_iterations=args.train_iterations or config.train_iterations,
@@ -98,8 +118,9 @@ def main() -> None:
     rows = {} if args.skip_optimize else {"optimize": config}
     changed = "".join(f", {key} {value}" for key, value in changes.items())
     rows |= {f"network ({network.train_iterations} steps{changed})": network}
-    if network.carry:  # what carrying the frame before buys, on the same network
-        rows["network --carry 0"] = replace(network, carry=0.0)
+    for share in args.carry if args.carry is not None else [0.0]:  # what carrying buys, on the same network
+        if share != network.carry:
+            rows[f"network --carry {share:g}"] = replace(network, carry=share)
     if args.refine:
         rows[f"network --refine {args.refine}"] = replace(network, refine=args.refine)
     with tempfile.TemporaryDirectory() as folder:
@@ -107,8 +128,13 @@ def main() -> None:
         n_frames = args.frames or sum(1 for _ in run.io.read_video(args.clip, max_side=args.max_side))
         cut_clip(args.clip, clip, start=0, n_frames=n_frames, max_side=args.max_side)
         outputs = {name: Path(folder) / f"{index}.mkv" for index, name in enumerate(rows)}
-        # Both network rows paint with one network, trained once on the clip.
-        trained = learned.train_model([clip], [args.style], Path(folder) / "clip.safetensors", network)
+        # The network rows paint with one network, trained once on the clip (or kept from a run that did).
+        if args.model is None:
+            trained = learned.train_model([clip], [args.style], Path(folder) / "clip.safetensors", network)
+            if args.save_model:
+                shutil.copyfile(trained.output, args.save_model)
+        else:
+            trained = Kept(args.model, args.train_seconds)
         results = {name: measure(clip, args.style, outputs[name], row,
                                  trained if row.engine == Engine.network else None) for name, row in rows.items()}
         if args.sheet:
