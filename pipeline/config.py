@@ -140,7 +140,9 @@ class Config:
     seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
-    train_iterations: int = 1000  # network: Adam steps of training, one pair of consecutive frames each
+    # network: Adam steps of training, one pair of consecutive frames each; 2000 reach the targets of
+    # docs/speed.md at 512 px, where 1000 left the style loss at 1.5x the optimiser's
+    train_iterations: int = 2000
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
     train_crop: int = 256
@@ -148,8 +150,9 @@ class Config:
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)
     # network: share of the finished frame before, warped along the flow, blended into each painted
-    # frame where the flow explains the pixel (within a shot; 0: frames painted on their own; docs/speed.md)
-    carry: float = 0.5
+    # frame where the flow explains the pixel (within a shot; 0: frames painted on their own); more holds
+    # the strokes steadier and leaves them further from the style (docs/speed.md, The network engine)
+    carry: float = 0.4
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),

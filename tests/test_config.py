@@ -99,13 +99,15 @@ def test_an_unknown_config_names_the_value_and_the_presets(value, tmp_path, monk
         load_config(Path(value))
 
 
-def test_preview_preset_runs_a_first_frame_as_far_as_the_defaults_and_cuts_later_frames():
+def test_preview_preset_runs_a_first_frame_as_far_as_the_defaults_and_cuts_later_frames_and_training():
     # A first frame stopped short lets later frames carry on converging, and the shot drifts (issue 9).
     config = load_config(CONFIGS / "preview.toml")
     assert (config.first_iterations, config.rung_iterations, config.stop_tolerance) == (
         Config().first_iterations, Config().rung_iterations, Config().stop_tolerance)
     assert config.iterations < Config().iterations and config.max_side < Config().max_side
-    assert replace(config, iterations=Config().iterations, max_side=Config().max_side) == Config()  # nothing else differs
+    assert config.train_iterations < Config().train_iterations  # the network engine trains shorter too
+    assert replace(config, iterations=Config().iterations, max_side=Config().max_side,
+                   train_iterations=Config().train_iterations) == Config()  # nothing else differs
 
 
 def test_overrides_beat_the_file_and_none_keeps_it(tmp_path):
