@@ -195,7 +195,7 @@ def test_cli_preview_of_a_video_gives_both_engines(tmp_path, styles, preset, mon
                                       "--max-side", "32", "--device", "cpu", "--no-coarse-to-fine"])
     assert result.exit_code == 0, result.output
     assert "estimate for the full run (8 frame(s) at 32x24 on cpu" in result.output
-    assert "with --engine network: about " in result.output and "x 1000 steps" in result.output
+    assert "with --engine network: about " in result.output and f"x {Config().train_iterations} steps" in result.output
 
 
 def test_a_full_run_size_too_small_for_vgg_is_one_error_line_before_any_cell(tmp_path):
