@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -210,17 +211,20 @@ class Optimisation:
 
 @functools.cache
 def _compiled_frame_losses() -> Callable[..., dict[str, Tensor]]:
-    """`frame_losses` through torch.compile, one static graph per frame size.
+    """`frame_losses` through `static_graph`: inductor fuses the elementwise work around the
+    convolutions (ReLU and pooling backward, the loss terms): 12-23% off a CPU iteration, after
+    compiling one graph per frame size and loss shape, tens of seconds each (docs/speed.md, One
+    iteration)."""
+    return static_graph(frame_losses)
 
-    Inductor fuses the elementwise work around the convolutions (ReLU and pooling backward, the
-    loss terms): 12-23% off a CPU iteration, after compiling one graph per frame size and loss
-    shape, tens of seconds each (docs/speed.md, One iteration). Where it cannot compile (no C++ compiler, say)
-    dynamo falls back to running eagerly.
-    """
+
+def static_graph(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` (a function or a module) through torch.compile, one static graph per input shape
+    (`--compile`). Where it cannot compile (no C++ compiler, say) dynamo falls back to running eagerly."""
     import torch._dynamo  # loaded only when asked for
 
     torch._dynamo.config.suppress_errors = True
-    return torch.compile(frame_losses, dynamic=False)
+    return torch.compile(function, dynamic=False)
 
 
 def _make_optimizer(image: Tensor, config: Config) -> torch.optim.Optimizer | LBFGS:

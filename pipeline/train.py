@@ -30,7 +30,7 @@ from .config import Config
 from .events import Callback, TrainStep
 from .losses import temporal_loss
 from .network import TransformNet
-from .optimize import Targets, content_targets, frame_losses
+from .optimize import Targets, content_targets, frame_losses, static_graph
 from .sequence import Session, link_back
 
 LEARNING_RATE = 1e-3  # Adam's first step size (Johnson et al. 2016), then `learning_rate`'s decay
@@ -183,13 +183,9 @@ def paint(network: TransformNet, frames: Iterable[np.ndarray], device: torch.dev
 
 
 def compiled_network(network: TransformNet) -> Callable[[Tensor], Tensor]:
-    """`network` through torch.compile, one static graph per frame size: inductor fuses the instance
-    norms, paddings and activations around the convolutions (docs/speed.md, The network engine).
-    Where it cannot compile (no C++ compiler, say) dynamo falls back to running eagerly."""
-    import torch._dynamo  # loaded only when asked for
-
-    torch._dynamo.config.suppress_errors = True
-    return torch.compile(network, dynamic=False)
+    """`network` through `optimize.static_graph`, one graph per frame size: inductor fuses the
+    instance norms, paddings and activations around the convolutions (docs/speed.md, The network engine)."""
+    return static_graph(network)
 
 
 @torch.no_grad()  # per batch, not around the generator: a no_grad held across `yield` leaks into the caller
