@@ -111,6 +111,8 @@ def main() -> None:
     args = parser.parse_args()
     if (args.model is None) != (args.train_seconds is None):
         parser.error("--model and --train-seconds go together")
+    if args.model is not None and args.save_model is not None:
+        parser.error("--save-model keeps a network this run trains; with --model it trains none")
     config = replace(load_config(args.config), max_side=args.max_side, crf=0)
     changes = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set_network)}
     network = replace(config, engine=Engine.network, train_iterations=args.train_iterations or config.train_iterations,

@@ -46,7 +46,7 @@ def test_a_long_clip_with_the_optimiser_names_the_faster_network():
     assert network.seconds < optimiser.seconds
     text = long_run_notice(optimiser, network).text
     assert text.startswith("estimated time for 300 frame(s) at 512x288 on cpu with --engine optimize: at most ")
-    assert f"--engine network would take about {duration(network.seconds)} (2000 training steps at 2.00 s" in text
+    assert f"--engine network would take about {duration(network.seconds)} ({Config().train_iterations} training steps at 2.00 s" in text
 
 
 def test_a_short_clip_with_the_network_says_the_optimiser_is_faster():
