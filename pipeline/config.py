@@ -149,6 +149,9 @@ class Config:
     train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)
+    # network: --refine weighs the content loss this many times the optimiser does: a few iterations
+    # from the painted frame lower the style loss first and raise the content loss (docs/design.md, departure 24)
+    refine_content_scale: float = 1.1
     # network: share of the finished frame before, warped along the flow, blended into each painted
     # frame where the flow explains the pixel (within a shot; 0: frames painted on their own); more holds
     # the strokes steadier and leaves them further from the style (docs/speed.md, The network engine)
@@ -186,7 +189,7 @@ class Config:
             raise ConfigError(f"crf must be between 0 and 51, got {self.crf}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
-        _check_positive(self, "max_chunk_frames", "train_iterations", "network_width")
+        _check_positive(self, "max_chunk_frames", "train_iterations", "network_width", "refine_content_scale")
         if self.train_crop < 32:
             raise ConfigError(f"train_crop must be at least 32 pixels, got {self.train_crop}")
         _check_non_negative(self, "seam_frames")

@@ -217,10 +217,12 @@ def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, 
     """Each painted frame from frame `first` on as the chain finishes it: within a shot, `carry`
     of the finished frame before it (`previous` for the first), warped into it, blended in outside
     occlusions (`train.carried`), then with `refine` at most that many iterations of the per-frame
-    optimisation from there, held by Ruder's temporal loss to the same warped predecessor; with how
+    optimisation from there (its content weighed `refine_content_scale` times: docs/design.md,
+    departure 24), held by Ruder's temporal loss to the same warped predecessor; with how
     many iterations it took and what a resume needs (None without `refine`: a resume paints again).
     With neither, the frames as painted."""
     config, model, device = trained.session.config, trained.session.model, trained.session.device
+    refining = dataclasses.replace(config, content_weight=config.content_weight * config.refine_content_scale)
     previous = previous.to(device) if previous is not None else None
     for index, image in enumerate(painted, first):
         if not chained(config):
@@ -240,7 +242,7 @@ def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, 
         if link is not None:
             targets = dataclasses.replace(targets, warped=link[0], mask=link[1])
         emit(FrameStarted(index, config.refine))
-        result = stylize_frame(model, start, targets, config=config, n_iters=config.refine, callback=emit)
+        result = stylize_frame(model, start, targets, config=refining, n_iters=config.refine, callback=emit)
         previous = result.image
         yield io.to_array(result.image), result.iterations, {"previous": previous.cpu()}
 

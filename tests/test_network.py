@@ -13,6 +13,7 @@ from stylereel.cli.main import app
 from stylereel.pipeline import flow, io, run, train
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import InputError
+from stylereel.pipeline.evaluate import evaluate_video
 from stylereel.pipeline.losses import temporal_loss
 from stylereel.pipeline.network import TransformNet, load_network, save_network
 from stylereel.pipeline.optimize import Targets, content_targets, frame_losses
@@ -142,6 +143,17 @@ def test_refine_runs_at_most_n_optimiser_iterations_on_each_painted_frame(tmp_pa
                                 callback=events.append)
     assert [record.iterations for record in summary.frames] == [3, 3, 3, 3]  # a few iterations always improve a start
     assert sum(type(event).__name__ == "IterationDone" for event in events) >= 12
+
+
+def test_refining_weighs_the_content_by_its_scale(tmp_path, style):
+    clip = make_shots_clip(tmp_path / "shots.mkv", (3,))
+    content = {}
+    for refine, scale in ((0, 1.0), (3, 1.0), (3, 1000.0)):  # the same network and starts: only the weights differ
+        config = replace(TINY, refine=refine, train_iterations=4, refine_content_scale=scale, crf=0)
+        run.stylize_video(clip.path, [style], tmp_path / f"{refine}-{scale}.mkv", config)
+        content[refine, scale] = evaluate_video(clip.path, tmp_path / f"{refine}-{scale}.mkv", [style], config).content_loss
+    # this style's loss dwarfs the content's: the plain weights give the content up, a heavy scale wins it back
+    assert content[3, 1000.0] < 0.5 * min(content[0, 1.0], content[3, 1.0])
 
 
 def test_the_step_size_decays_from_adams_to_near_zero_along_a_half_cosine():
