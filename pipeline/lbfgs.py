@@ -11,7 +11,9 @@ iteration (tests/test_lbfgs.py compares the two), except that a rejected pair st
 in the history, that it never stops on its own tolerances (the caller decides when to stop), and
 that until a first curvature pair is kept every step is as short as torch's first: torch's
 second step, after a rejected first pair, is the raw gradient times `lr`, which on a style loss
-(gradients of 1e5 per pixel) threw the pixels to 1e5 and the loss to 1e25 (measured).
+(gradients of 1e5 per pixel) threw the pixels to 1e5 and the loss to 1e25 (measured). Given the
+`step_length` an earlier, similar problem ended with (`step_length()`), the first step is a full
+one of that length instead: a run of 3 iterations otherwise spends its first on the short probe.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ CURVATURE_EPSILON = 1e-10  # torch.optim.LBFGS's threshold on y.s for keeping a 
 class LBFGS:
     """Minimise a closure's loss over one tensor, one iteration per `step`."""
 
-    def __init__(self, parameter: Tensor, *, lr: float = 1.0, history_size: int = 50) -> None:
+    def __init__(self, parameter: Tensor, *, lr: float = 1.0, history_size: int = 50,
+                 step_length: Tensor | None = None) -> None:
+        """`step_length`: a 0-d tensor from `step_length()` of an earlier run (0: it kept no pair),
+        the scale of this run's steps until it keeps a pair of its own; None: short first steps."""
         if not parameter.requires_grad:
             raise ValueError("LBFGS needs a tensor that requires grad")
         n = parameter.numel()
@@ -37,6 +42,10 @@ class LBFGS:
         self.rho = parameter.new_zeros(history_size)  # 1 / (y_k . s_k), 0 for a rejected pair, (m,)
         self.scale = parameter.new_ones(())  # gamma = s.y / y.y of the newest kept pair
         self.curved = torch.zeros((), dtype=torch.bool, device=parameter.device)  # whether any pair was kept
+        if step_length is not None:  # chosen by arithmetic, as everything here: no read back
+            known = step_length.to(parameter.device) > 0
+            self.scale = torch.where(known, step_length.to(parameter), self.scale)
+            self.curved = known
         self.n_iters = 0
         self._last_grad: Tensor | None = None
         self._last_step: Tensor | None = None
@@ -63,6 +72,11 @@ class LBFGS:
         self._last_grad, self._last_step = grad, step
         self.n_iters += 1
         return loss
+
+    def step_length(self) -> Tensor:
+        """The scale of the newest kept pair (gamma), 0 if none was kept: a 0-d tensor on the device
+        that a later run on a similar problem can start with (`step_length=`)."""
+        return torch.where(self.curved, self.scale, torch.zeros_like(self.scale))
 
     def _remember(self, change: Tensor, step: Tensor) -> None:
         slot = (self.n_iters - 1) % self.history_size

@@ -213,17 +213,19 @@ def chained(config: Config) -> bool:
 
 
 def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,
-             previous: Tensor | None) -> Iterator[tuple[np.ndarray, int, dict[str, Tensor] | None]]:
+              chain: dict[str, Tensor] | None) -> Iterator[tuple[np.ndarray, int, dict[str, Tensor] | None]]:
     """Each painted frame from frame `first` on as the chain finishes it: within a shot, `carry`
-    of the finished frame before it (`previous` for the first), warped into it, blended in outside
-    occlusions (`train.carried`), then with `refine` at most that many iterations of the per-frame
-    optimisation from there (its content weighed `refine_content_scale` times: docs/design.md,
-    departure 24), held by Ruder's temporal loss to the same warped predecessor; with how
-    many iterations it took and what a resume needs (None without `refine`: a resume paints again).
-    With neither, the frames as painted."""
+    of the finished frame before it, warped into it, blended in outside occlusions (`train.carried`),
+    then with `refine` at most that many iterations of the per-frame optimisation from there (its
+    content weighed `refine_content_scale` times: docs/design.md, departure 24), held by Ruder's
+    temporal loss to the same warped predecessor, L-BFGS's first step as long as the frame
+    before ended with (departure 25); with how many iterations it took and what the next frame
+    needs, which a resume keeps (None without `refine`: a resume paints again). `chain`: that of
+    frame `first - 1`, or None. With neither, the frames as painted."""
     config, model, device = trained.session.config, trained.session.model, trained.session.device
     refining = dataclasses.replace(config, content_weight=config.content_weight * config.refine_content_scale)
-    previous = previous.to(device) if previous is not None else None
+    previous = chain["previous"].to(device) if chain is not None else None
+    step_length = chain.get("step_length") if chain is not None else None
     for index, image in enumerate(painted, first):
         if not chained(config):
             yield image, 0, None
@@ -242,9 +244,11 @@ def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, 
         if link is not None:
             targets = dataclasses.replace(targets, warped=link[0], mask=link[1])
         emit(FrameStarted(index, config.refine))
-        result = stylize_frame(model, start, targets, config=refining, n_iters=config.refine, callback=emit)
-        previous = result.image
-        yield io.to_array(result.image), result.iterations, {"previous": previous.cpu()}
+        result = stylize_frame(model, start, targets, config=refining, n_iters=config.refine, callback=emit,
+                               step_length=step_length if link is not None else None)
+        previous, step_length = result.image, result.step_length
+        state = {"previous": previous.cpu()} | ({} if step_length is None else {"step_length": step_length.cpu()})
+        yield io.to_array(result.image), result.iterations, state
 
 
 def _summary(trained: _Trained, output: Path, records: list[FrameDone]) -> Summary:
@@ -304,9 +308,9 @@ class _Work:
         self.checkpoint.save_training(vars(state))
         self.kept_steps = state.step
 
-    def chain(self) -> Tensor | None:
-        """The last refined frame an interrupted run kept, at full precision, or None."""
-        return self.resumed.chain["previous"] if self.resumed.chain is not None else None
+    def chain(self) -> dict[str, Tensor] | None:
+        """What the frame after the last refined one an interrupted run kept needs (`_finished`), or None."""
+        return self.resumed.chain
 
     def replayed(self, emit: Callback) -> Iterator[tuple[np.ndarray, FrameDone]]:
         """The refined frames an interrupted run kept, with their records; returns their number."""

@@ -54,6 +54,7 @@ class FrameResult:
     image: Tensor  # (1, 3, H, W) RGB in [0, 1], detached
     iterations: int  # iterations actually run
     losses: dict[str, float]  # weighted terms at the result: content, style, tv, temporal, total
+    step_length: Tensor | None = None  # L-BFGS's at the end (`LBFGS.step_length`), 0-d on the device; None with Adam
 
 
 def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) -> dict[str, Tensor]:
@@ -92,6 +93,7 @@ def stylize_frame(
     n_iters: int,
     callback: Callable[[IterationDone], None] | None = None,
     level: float | None = None,
+    step_length: Tensor | None = None,
 ) -> FrameResult:
     """Optimise the pixels of `init` for at most `n_iters` iterations and return the result.
 
@@ -107,8 +109,11 @@ def stylize_frame(
     down to the `look` its predecessor ended at (within `stop_tolerance`), and a start already
     there is returned untouched.
     The loss is then read at the first iteration too (one more synchronisation per frame).
+
+    `step_length` (L-BFGS): the first steps' length, from the `FrameResult.step_length` of a similar
+    frame (the one before in a shot), instead of a short probe (`lbfgs.LBFGS`).
     """
-    optimisation = Optimisation(model, init, targets, config)
+    optimisation = Optimisation(model, init, targets, config, step_length=step_length)
     best_losses: list[float] = []  # best loss so far, at every reading
     iteration = 0
     for iteration in range(1, n_iters + 1):
@@ -120,14 +125,14 @@ def stylize_frame(
         if value is not None and level is not None and value <= level * (1 + config.stop_tolerance):
             if iteration == 1:  # the start is already as good as the frame before: keep it as it is
                 start = init.detach().clamp(0.0, 1.0)
-                return FrameResult(start, 0, final_losses(model, start, targets, config))
+                return FrameResult(start, 0, final_losses(model, start, targets, config), step_length)
             break
         if value is not None:
             best_losses.append(min(value, best_losses[-1]) if best_losses else value)
             if _converged(best_losses, config):
                 break
     result = optimisation.result()
-    return FrameResult(result, iteration, final_losses(model, result, targets, config))
+    return FrameResult(result, iteration, final_losses(model, result, targets, config), optimisation.step_length())
 
 
 def final_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) -> dict[str, float]:
@@ -156,16 +161,21 @@ class Optimisation:
     runs one iteration (returning the loss where it started), `result()` the best image, (1, 3, H, W)
     in [0, 1]. `stylize_frame` drives one; benchmarks and tests drive it step by step."""
 
-    def __init__(self, model: VGG19, init: Tensor, targets: Targets, config: Config) -> None:
+    def __init__(self, model: VGG19, init: Tensor, targets: Targets, config: Config, *,
+                 step_length: Tensor | None = None) -> None:
         self.model, self.targets, self.config = model, targets, config
         self.losses = _compiled_frame_losses() if config.compile else frame_losses
         self.image = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        self.optimizer = _make_optimizer(self.image, config)
+        self.optimizer = _make_optimizer(self.image, config, step_length)
         self.best_loss = self.image.new_tensor(float("inf"))
         self.best_image = self.image.detach().clone()
 
     def step(self) -> Tensor:
         return self.optimizer.step(self._closure)
+
+    def step_length(self) -> Tensor | None:
+        """L-BFGS's step length so far (`LBFGS.step_length`), None with Adam."""
+        return self.optimizer.step_length() if isinstance(self.optimizer, LBFGS) else None
 
     def _closure(self) -> Tensor:
         self.optimizer.zero_grad()
@@ -227,10 +237,10 @@ def static_graph(function: Callable[..., Any]) -> Callable[..., Any]:
     return torch.compile(function, dynamic=False)
 
 
-def _make_optimizer(image: Tensor, config: Config) -> torch.optim.Optimizer | LBFGS:
+def _make_optimizer(image: Tensor, config: Config, step_length: Tensor | None) -> torch.optim.Optimizer | LBFGS:
     if config.optimizer == Optimizer.adam:
         return torch.optim.Adam([image], lr=config.learning_rate or ADAM_LEARNING_RATE)
-    return LBFGS(image, lr=config.learning_rate or 1.0, history_size=50)
+    return LBFGS(image, lr=config.learning_rate or 1.0, history_size=50, step_length=step_length)
 
 
 def content_targets(model: VGG19, content: Tensor, config: Config) -> dict[str, Tensor]:

@@ -76,10 +76,41 @@ def test_steps_stay_short_until_a_curvature_pair_is_kept():
     assert theirs[-1] > 1e5  # the step ours avoids
 
 
-def test_a_step_reads_nothing_back_from_the_device():
+def test_a_known_step_length_makes_the_first_step_a_full_one():
+    """On f = a/2 |x - c|^2 the curvature pair gives the step length 1/a, with which one step lands
+    on c; a start told that length gets there in one step, where a cold start probes first."""
+    a, c = 4.0, torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+
+    def run(step_length, n_steps):
+        x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        optimizer = LBFGS(x, step_length=step_length)
+        for _ in range(n_steps):
+            optimizer.step(lambda: _gradient_of(optimizer, 0.5 * a * (x - c).pow(2).sum()))
+        return x.detach(), optimizer.step_length()
+
+    cold, learned = run(None, 2)
+    assert float(learned) == pytest.approx(1 / a)
+    assert torch.allclose(cold, c)  # the second step, on the kept pair, lands on c
+    probed, _ = run(None, 1)
+    assert not torch.allclose(probed, c, atol=0.1)
+    warm, _ = run(learned, 1)
+    assert torch.allclose(warm, c)
+
+
+def test_a_step_length_of_zero_is_a_cold_start():
+    f = _problem()
+    assert float(LBFGS(torch.zeros(1, requires_grad=True)).step_length()) == 0.0  # nothing kept yet
+    cold, x_cold = _minimise(lambda x: LBFGS(x), f, 6)
+    told, x_told = _minimise(lambda x: LBFGS(x, step_length=torch.zeros((), dtype=torch.float64)), f, 6)
+    assert cold == told and torch.equal(x_cold, x_told)
+
+
+@pytest.mark.parametrize("step_length", [None, 0.05])
+def test_a_step_reads_nothing_back_from_the_device(step_length):
     f = _problem()
     x = torch.zeros(30, dtype=torch.float64, requires_grad=True)
-    optimizer = LBFGS(x, history_size=4)
+    known = None if step_length is None else torch.tensor(step_length, dtype=torch.float64)
+    optimizer = LBFGS(x, history_size=4, step_length=known)
 
     def closure():
         return _gradient_of(optimizer, f(x))

@@ -145,6 +145,27 @@ def test_refine_runs_at_most_n_optimiser_iterations_on_each_painted_frame(tmp_pa
     assert sum(type(event).__name__ == "IterationDone" for event in events) >= 12
 
 
+def test_a_refined_frame_starts_with_the_step_length_the_frame_before_ended_with(tmp_path, style, monkeypatch):
+    from stylereel.pipeline import learned
+
+    calls = []
+
+    def recorded(*args, step_length=None, **kwargs):
+        result = stylize_frame(*args, step_length=step_length, **kwargs)
+        calls.append((step_length, result.step_length))
+        return result
+
+    stylize_frame = learned.stylize_frame
+    monkeypatch.setattr(learned, "stylize_frame", recorded)
+    clip = make_shots_clip(tmp_path / "shots.mkv", (2, 3))
+    run.stylize_video(clip.path, [style], tmp_path / "out.mp4", replace(TINY, refine=3, train_iterations=4))
+    given = [step_length for step_length, _ in calls]
+    assert given[0] is None and given[2] is None  # each shot's first frame starts afresh
+    for before, now in ((0, 1), (2, 3), (3, 4)):  # a later frame starts where the one before ended
+        assert torch.equal(given[now], calls[before][1])
+        assert float(given[now]) > 0  # three iterations on a frame keep a curvature pair
+
+
 def test_refining_weighs_the_content_by_its_scale(tmp_path, style):
     clip = make_shots_clip(tmp_path / "shots.mkv", (3,))
     content = {}
