@@ -140,9 +140,9 @@ class Config:
     seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
-    # network: Adam steps of training, one pair of consecutive frames each; 2000 reach the targets of
-    # docs/speed.md at 512 px, where 1000 left the style loss at 1.5x the optimiser's
-    train_iterations: int = 2000
+    # network: Adam steps of training, one pair of consecutive frames each; 3000 reach the targets of
+    # docs/speed.md at 512 px, --refine 3 included (2000: its content loss 1.1x the optimiser's and more)
+    train_iterations: int = 3000
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
     train_crop: int = 256
