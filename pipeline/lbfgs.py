@@ -43,9 +43,9 @@ class LBFGS:
         self.scale = parameter.new_ones(())  # gamma = s.y / y.y of the newest kept pair
         self.curved = torch.zeros((), dtype=torch.bool, device=parameter.device)  # whether any pair was kept
         if step_length is not None:  # chosen by arithmetic, as everything here: no read back
-            known = step_length.to(parameter.device) > 0
-            self.scale = torch.where(known, step_length.to(parameter), self.scale)
-            self.curved = known
+            length = step_length.to(parameter)  # its dtype and device
+            self.scale = torch.where(length > 0, length, self.scale)
+            self.curved = length > 0
         self.n_iters = 0
         self._last_grad: Tensor | None = None
         self._last_step: Tensor | None = None

@@ -148,14 +148,13 @@ def test_refine_runs_at_most_n_optimiser_iterations_on_each_painted_frame(tmp_pa
 def test_a_refined_frame_starts_with_the_step_length_the_frame_before_ended_with(tmp_path, style, monkeypatch):
     from stylereel.pipeline import learned
 
-    calls = []
+    stylize_frame, calls = learned.stylize_frame, []
 
     def recorded(*args, step_length=None, **kwargs):
         result = stylize_frame(*args, step_length=step_length, **kwargs)
         calls.append((step_length, result.step_length))
         return result
 
-    stylize_frame = learned.stylize_frame
     monkeypatch.setattr(learned, "stylize_frame", recorded)
     clip = make_shots_clip(tmp_path / "shots.mkv", (2, 3))
     run.stylize_video(clip.path, [style], tmp_path / "out.mp4", replace(TINY, refine=3, train_iterations=4))
