@@ -227,16 +227,18 @@ def time_iteration(session: Session, frame: np.ndarray, *, repeat: int) -> float
 def time_network(session: Session, frames: list[np.ndarray], *, repeat: int) -> tuple[float, float]:
     """Seconds of one training step of the network engine on the first pair of `frames` (the first
     frame twice if there is one; its flow included), the median of `repeat` after one untimed; and
-    of painting one frame of their size, from a batch of `train.BATCH` after one frame untimed, with
-    `carry` its flow from the frame before included."""
+    of painting one frame of their size, from a batch of `train.BATCH` after one untimed, as the run
+    paints (through torch.compile with `--compile`: the untimed batch compiles), with `carry` its
+    flow from the frame before included."""
     pair = [frames[0], frames[min(1, len(frames) - 1)]]
     ends: list[float] = []  # seconds since training started, after each step
     network = train_network(session, pair, [0], steps=repeat + 1, emit=lambda event: ends.append(event.seconds))
     train_step = statistics.median(b - a for a, b in zip(ends, ends[1:]))
-    bf16 = uses_bf16(session.config, session.device)
-    list(paint(network, pair[:1], session.device, bf16=bf16))
+    bf16, compiled = uses_bf16(session.config, session.device), session.config.compile
+    list(paint(network, pair[:1], session.device, bf16=bf16, compiled=compiled))
     start = time.perf_counter()
-    list(paint(network, pair[:1] * BATCH, session.device, bf16=bf16))  # back on the CPU: the device has finished
+    # back on the CPU as arrays: the device has finished
+    list(paint(network, pair[:1] * BATCH, session.device, bf16=bf16, compiled=compiled))
     painted = (time.perf_counter() - start) / BATCH
     if session.config.carry:  # each frame's flow from the one before, as `learned` carries it
         start = time.perf_counter()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from conftest import shot_frames
 from stylereel.cli.main import app
 from stylereel.pipeline import estimates, io, run
@@ -73,6 +75,25 @@ def test_a_short_run_says_nothing():
 
 def test_duration_reads_like_a_clock():
     assert [duration(s) for s in (42.4, 187, 7500)] == ["42 s", "3 min 07 s", "2 h 05 min"]
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_the_painting_is_timed_as_the_run_paints(monkeypatch, compile):
+    painted_with = []
+
+    def train(session, frames, cuts, *, steps, emit):
+        for step in range(steps):
+            emit(SimpleNamespace(seconds=float(step)))
+
+    def paint(network, frames, device, *, bf16, compiled=False):
+        painted_with.append(compiled)
+        return iter(frames)
+
+    monkeypatch.setattr(estimates, "train_network", train)
+    monkeypatch.setattr(estimates, "paint", paint)
+    session = SimpleNamespace(config=Config(compile=compile, carry=0.0), device=torch.device("cpu"))
+    train_step, _ = estimates.time_network(session, shot_frames((2,)), repeat=2)
+    assert train_step == 1.0 and painted_with == [compile, compile]  # the untimed batch compiles, the timed one runs
 
 
 def _no_timing(monkeypatch: pytest.MonkeyPatch) -> None:
