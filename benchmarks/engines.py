@@ -11,7 +11,8 @@ network, trained once by `learned.train_model`, its time counted in each row), a
 Markdown table: training seconds, per-frame seconds after training, wall time for the clip, wall
 time projected for one minute at 30 fps (fixed time + 1800 x the per-frame time: a projection, not
 a measurement), mean style and content loss and warp error from `stylereel evaluate`'s evaluator at
-the output size, each also as a ratio to `optimize`'s.
+the output size, each also as a ratio to `optimize`'s, and `warm_tones`: how warm each row leaves
+the content's warm lit areas (the look check's colour cast).
 Outputs are lossless (FFV1) so the codec adds nothing.
 `--sheet PATH` also writes the middle frame of the content and of each row side by side, labelled;
 `--set-network KEY=VALUE` (value read as JSON) changes a setting of the network rows only.
@@ -30,15 +31,19 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from stylereel.pipeline import io, learned, run
 from stylereel.pipeline.learned import TrainSummary
 from stylereel.pipeline.preview import grid
 from stylereel.pipeline.config import Engine, load_config
 from stylereel.pipeline.evaluate import evaluate_video
+from stylereel.pipeline.network import load_network
 
 from flicker import cut_clip  # the same lossless cut as the flicker benchmark
 
 MINUTE = 1800  # frames in one minute at 30 fps
+WARM, LIT = 40, 90  # `warm_tones`: red minus blue, and the mean of the channels, of a warm lit pixel (0-255)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ def measure(clip: Path, style: Path, output: Path, config, trained: TrainSummary
                                 model=trained.output if trained else None)
     wall = time.perf_counter() - start
     evaluation = evaluate_video(clip, output, [style], config)
+    _, warm = warm_tones(clip, output)
     if trained is not None:
         fixed = trained.seconds
         per_frame = wall / summary.n_frames  # decoding, painting (and flows, refining) and encoding
@@ -68,7 +74,23 @@ def measure(clip: Path, style: Path, output: Path, config, trained: TrainSummary
     return {"train": trained.seconds if trained else 0.0, "per_frame": per_frame, "wall": wall,
             "minute": fixed + MINUTE * per_frame, "style": evaluation.style_loss,
             "content": evaluation.content_loss, "warp": evaluation.warp_error,
-            "content_warp": evaluation.content_warp_error, "frames": summary.n_frames}
+            "content_warp": evaluation.content_warp_error, "warm": warm, "frames": summary.n_frames}
+
+
+def warm_tones(clip: Path, output: Path) -> tuple[float, float]:
+    """Where the content is warm and lit (red over blue by more than WARM, brighter than LIT: lamps,
+    lit windows, shop fronts), the mean red minus blue of the content and of `output` there, 0-255,
+    over all frames. The look check's colour cast in one figure: a style with a cool palette moves
+    it down, and an engine that paints those areas in the style's blue takes it below zero."""
+    content_sum = output_sum = count = 0.0
+    for frame, painted in zip(io.read_video(clip, max_side=None), io.read_video(output, max_side=None)):
+        content, stylized = frame.image.astype(np.float32), painted.image.astype(np.float32)  # (H, W, 3)
+        warmth = content[..., 0] - content[..., 2]
+        mask = (warmth > WARM) & (content.mean(axis=-1) > LIT)  # (H, W)
+        content_sum += float(warmth[mask].sum())
+        output_sum += float((stylized[..., 0] - stylized[..., 2])[mask].sum())
+        count += float(mask.sum())
+    return (content_sum / count, output_sum / count) if count else (float("nan"), float("nan"))
 
 
 def _frame(path: Path, index: int):
@@ -77,14 +99,16 @@ def _frame(path: Path, index: int):
 
 def table(rows: dict[str, dict], base: dict | None) -> str:
     lines = ["| engine | train s | s/frame after | wall s (clip) | 1 min at 30 fps (projected) | style | content "
-             "| warp error | vs optimize (style / content / warp / 1-min time) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| warp error | warm R-B | vs optimize (style / content / warp / 1-min time) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         ratio = "-" if base is None or row is base else (
             f"{row['style'] / base['style']:.2f}x / {row['content'] / base['content']:.2f}x / "
             f"{row['warp'] / base['warp']:.2f}x / 1/{base['minute'] / row['minute']:.1f}")
+        warm = f"{row['warm']:.1f}" if "warm" in row else "-"  # rows from before it was measured
         lines.append(f"| {name} | {row['train']:.1f} | {row['per_frame']:.3f} | {row['wall']:.1f} | "
                      f"{row['minute'] / 60:.1f} min | {row['style']:.4g} | {row['content']:.4g} | "
-                     f"{row['warp']:.5f} ({row['warp'] / row['content_warp']:.2f}x footage) | {ratio} |")
+                     f"{row['warp']:.5f} ({row['warp'] / row['content_warp']:.2f}x footage) | {warm} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -119,7 +143,8 @@ def main() -> None:
                       **changes)
     rows = {} if args.skip_optimize else {"optimize": config}
     changed = "".join(f", {key} {value}" for key, value in changes.items())
-    rows |= {f"network ({network.train_iterations} steps{changed})": network}
+    steps = network.train_iterations if args.model is None else load_network(args.model)[1]["train_iterations"]
+    rows |= {f"network ({steps} steps{changed})": network}
     for share in args.carry if args.carry is not None else [0.0]:  # what carrying buys, on the same network
         if share != network.carry:
             rows[f"network --carry {share:g}"] = replace(network, carry=share)
@@ -139,13 +164,14 @@ def main() -> None:
             trained = Kept(args.model, args.train_seconds)
         results = {name: measure(clip, args.style, outputs[name], row,
                                  trained if row.engine == Engine.network else None) for name, row in rows.items()}
+        content_warm, _ = warm_tones(clip, clip)
         if args.sheet:
             middle = n_frames // 2
             cells = [_frame(path, middle) for path in [clip, *outputs.values()]]
             labels = [[f"content, frame {middle}"], *([name] for name in outputs)]
             io.write_image(args.sheet, grid(cells, labels, columns=len(cells)))
     print(f"{args.clip.name}, {n_frames} frames at --max-side {args.max_side}, preset {args.config}, "
-          f"style {args.style.name}")
+          f"style {args.style.name}; the content's warm lit areas: R-B {content_warm:.1f}")
     if args.base:  # the earlier run's optimize row, on the same frames and settings
         results = {"optimize": json.loads(args.base.read_text())["optimize"], **results}
     print(table(results, results.get("optimize")))
