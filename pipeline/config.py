@@ -151,7 +151,7 @@ class Config:
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)
     # network: --refine weighs the content loss this many times the optimiser does: a few iterations
     # from the painted frame lower the style loss first and raise the content loss (docs/design.md, departure 24)
-    refine_content_scale: float = 1.1
+    refine_content_scale: float = 1.075
     # network: share of the finished frame before, warped along the flow, blended into each painted
     # frame where the flow explains the pixel (within a shot; 0: frames painted on their own); more holds
     # the strokes steadier and leaves them further from the style (docs/speed.md, The network engine)
