@@ -63,7 +63,7 @@ def measure(clip: Path, style: Path, output: Path, config, trained: TrainSummary
                                 model=trained.output if trained else None)
     wall = time.perf_counter() - start
     evaluation = evaluate_video(clip, output, [style], config)
-    _, warm = warm_tones(clip, output)
+    warm, warm_thirds = warm_tones(clip, output)
     if trained is not None:
         fixed = trained.seconds
         per_frame = wall / summary.n_frames  # decoding, painting (and flows, refining) and encoding
@@ -74,23 +74,27 @@ def measure(clip: Path, style: Path, output: Path, config, trained: TrainSummary
     return {"train": trained.seconds if trained else 0.0, "per_frame": per_frame, "wall": wall,
             "minute": fixed + MINUTE * per_frame, "style": evaluation.style_loss,
             "content": evaluation.content_loss, "warp": evaluation.warp_error,
-            "content_warp": evaluation.content_warp_error, "warm": warm, "frames": summary.n_frames}
+            "content_warp": evaluation.content_warp_error, "warm": warm, "warm_thirds": warm_thirds,
+            "frames": summary.n_frames}
 
 
-def warm_tones(clip: Path, output: Path) -> tuple[float, float]:
+def warm_tones(clip: Path, output: Path) -> tuple[float, list[float]]:
     """Where the content is warm and lit (red over blue by more than WARM, brighter than LIT: lamps,
-    lit windows, shop fronts), the mean red minus blue of the content and of `output` there, 0-255,
-    over all frames. The look check's colour cast in one figure: a style with a cool palette moves
-    it down, and an engine that paints those areas in the style's blue takes it below zero."""
-    content_sum = output_sum = count = 0.0
+    lit windows, shop fronts), the mean red minus blue of `output` there, 0-255, over all frames,
+    and the same in the left, middle and right third of the frame. The look check's colour cast in
+    figures: a style with a cool palette moves them down, an engine that paints those areas in the
+    style's blue takes them below zero, and one that paints some places and leaves others near the
+    content's colours shows it as thirds far apart. (The content's own: `warm_tones(clip, clip)`.)"""
+    sums, counts = np.zeros(3), np.zeros(3)
     for frame, painted in zip(io.read_video(clip, max_side=None), io.read_video(output, max_side=None)):
         content, stylized = frame.image.astype(np.float32), painted.image.astype(np.float32)  # (H, W, 3)
-        warmth = content[..., 0] - content[..., 2]
-        mask = (warmth > WARM) & (content.mean(axis=-1) > LIT)  # (H, W)
-        content_sum += float(warmth[mask].sum())
-        output_sum += float((stylized[..., 0] - stylized[..., 2])[mask].sum())
-        count += float(mask.sum())
-    return (content_sum / count, output_sum / count) if count else (float("nan"), float("nan"))
+        mask = (content[..., 0] - content[..., 2] > WARM) & (content.mean(axis=-1) > LIT)  # (H, W)
+        warmth = np.where(mask, stylized[..., 0] - stylized[..., 2], 0.0)  # (H, W)
+        for third, columns in enumerate(np.array_split(np.arange(mask.shape[1]), 3)):
+            sums[third] += float(warmth[:, columns].sum())
+            counts[third] += float(mask[:, columns].sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(sums.sum() / counts.sum()), list(map(float, sums / counts))
 
 
 def _frame(path: Path, index: int):
@@ -99,13 +103,15 @@ def _frame(path: Path, index: int):
 
 def table(rows: dict[str, dict], base: dict | None) -> str:
     lines = ["| engine | train s | s/frame after | wall s (clip) | 1 min at 30 fps (projected) | style | content "
-             "| warp error | warm R-B | vs optimize (style / content / warp / 1-min time) |",
+             "| warp error | warm R-B (left / middle / right) | vs optimize (style / content / warp / 1-min time) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         ratio = "-" if base is None or row is base else (
             f"{row['style'] / base['style']:.2f}x / {row['content'] / base['content']:.2f}x / "
             f"{row['warp'] / base['warp']:.2f}x / 1/{base['minute'] / row['minute']:.1f}")
         warm = f"{row['warm']:.1f}" if "warm" in row else "-"  # rows from before it was measured
+        if "warm_thirds" in row:
+            warm += " (" + " / ".join(f"{third:.0f}" for third in row["warm_thirds"]) + ")"
         lines.append(f"| {name} | {row['train']:.1f} | {row['per_frame']:.3f} | {row['wall']:.1f} | "
                      f"{row['minute'] / 60:.1f} min | {row['style']:.4g} | {row['content']:.4g} | "
                      f"{row['warp']:.5f} ({row['warp'] / row['content_warp']:.2f}x footage) | {warm} | {ratio} |")
@@ -164,14 +170,15 @@ def main() -> None:
             trained = Kept(args.model, args.train_seconds)
         results = {name: measure(clip, args.style, outputs[name], row,
                                  trained if row.engine == Engine.network else None) for name, row in rows.items()}
-        content_warm, _ = warm_tones(clip, clip)
+        content_warm, content_thirds = warm_tones(clip, clip)
         if args.sheet:
             middle = n_frames // 2
             cells = [_frame(path, middle) for path in [clip, *outputs.values()]]
             labels = [[f"content, frame {middle}"], *([name] for name in outputs)]
             io.write_image(args.sheet, grid(cells, labels, columns=len(cells)))
     print(f"{args.clip.name}, {n_frames} frames at --max-side {args.max_side}, preset {args.config}, "
-          f"style {args.style.name}; the content's warm lit areas: R-B {content_warm:.1f}")
+          f"style {args.style.name}; the content's warm lit areas: R-B {content_warm:.1f} "
+          f"({' / '.join(f'{third:.0f}' for third in content_thirds)})")
     if args.base:  # the earlier run's optimize row, on the same frames and settings
         results = {"optimize": json.loads(args.base.read_text())["optimize"], **results}
     print(table(results, results.get("optimize")))
