@@ -97,6 +97,11 @@ def warm_tones(clip: Path, output: Path) -> tuple[float, list[float]]:
         return float(sums.sum() / counts.sum()), list(map(float, sums / counts))
 
 
+def _thirds(values: list[float]) -> str:
+    """`warm_tones`' thirds as printed: left / middle / right, whole levels."""
+    return " / ".join(f"{value:.0f}" for value in values)
+
+
 def _frame(path: Path, index: int):
     return next(frame.image for number, frame in enumerate(io.read_video(path, max_side=None)) if number == index)
 
@@ -111,7 +116,7 @@ def table(rows: dict[str, dict], base: dict | None) -> str:
             f"{row['warp'] / base['warp']:.2f}x / 1/{base['minute'] / row['minute']:.1f}")
         warm = f"{row['warm']:.1f}" if "warm" in row else "-"  # rows from before it was measured
         if "warm_thirds" in row:
-            warm += " (" + " / ".join(f"{third:.0f}" for third in row["warm_thirds"]) + ")"
+            warm += f" ({_thirds(row['warm_thirds'])})"
         lines.append(f"| {name} | {row['train']:.1f} | {row['per_frame']:.3f} | {row['wall']:.1f} | "
                      f"{row['minute'] / 60:.1f} min | {row['style']:.4g} | {row['content']:.4g} | "
                      f"{row['warp']:.5f} ({row['warp'] / row['content_warp']:.2f}x footage) | {warm} | {ratio} |")
@@ -178,7 +183,7 @@ def main() -> None:
             io.write_image(args.sheet, grid(cells, labels, columns=len(cells)))
     print(f"{args.clip.name}, {n_frames} frames at --max-side {args.max_side}, preset {args.config}, "
           f"style {args.style.name}; the content's warm lit areas: R-B {content_warm:.1f} "
-          f"({' / '.join(f'{third:.0f}' for third in content_thirds)})")
+          f"({_thirds(content_thirds)})")
     if args.base:  # the earlier run's optimize row, on the same frames and settings
         results = {"optimize": json.loads(args.base.read_text())["optimize"], **results}
     print(table(results, results.get("optimize")))
