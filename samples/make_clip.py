@@ -19,6 +19,7 @@ The drawing is seeded and the encoder set to be reproducible, so reruns give the
 
 from __future__ import annotations
 
+import argparse
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).parent
+SCALE = 1  # drawing scale: 2 draws the same scene at 640x360 (`--scale`); every length below is at scale 1
 WIDTH, HEIGHT = 320, 180
 FPS = 24
 N_FRAMES = 72  # 3 s
@@ -61,7 +63,7 @@ def ridge(rng: np.random.Generator, w: int, cell: float, base: float, amplitude:
 
 def layer_width(depth: float) -> int:
     """Pixels a layer needs so the camera never runs off it; depth 1 moves at full pan speed."""
-    return WIDTH + int(np.ceil(depth * PAN_PX_PER_FRAME * N_FRAMES)) + 4
+    return WIDTH + int(np.ceil(depth * PAN_PX_PER_FRAME * SCALE * N_FRAMES)) + 4
 
 
 def under_ridge(skyline: np.ndarray) -> np.ndarray:
@@ -77,17 +79,17 @@ def sky_layer(rng: np.random.Generator) -> np.ndarray:
     t = (y / HEIGHT)[..., None]
     rgb = (1 - t) * np.array([0.25, 0.45, 0.80]) + t * np.array([0.98, 0.82, 0.62])
     # The sun: a bright disc plus a wide soft glow, low on the left.
-    d = np.hypot(x - 95.0, y - 62.0)
-    glow = np.exp(-(d / 38.0) ** 2)[..., None] * 0.45 + np.clip(14.0 - d, 0.0, 1.0)[..., None]
+    d = np.hypot(x - 95.0 * SCALE, y - 62.0 * SCALE) / SCALE
+    glow = np.exp(-(d / 38.0) ** 2)[..., None] * 0.45 + np.clip((14.0 - d) * SCALE, 0.0, 1.0)[..., None]
     rgb = rgb + glow * (np.array([1.0, 0.93, 0.7]) - rgb)
     return np.dstack([rgb, np.ones((HEIGHT, w))]).astype(np.float32)
 
 
 def cloud_layer(rng: np.random.Generator) -> np.ndarray:
     """RGBA clouds: thresholded fractal noise, thicker and brighter on top; depth 0.08."""
-    w = layer_width(0.08) + 40  # extra width for the clouds' own drift
-    density = fbm(rng, HEIGHT, w, 40.0, octaves=5)
-    fade = np.clip(1.0 - np.arange(HEIGHT) / 90.0, 0.0, 1.0)[:, None]  # clouds only high up
+    w = layer_width(0.08) + 40 * SCALE  # extra width for the clouds' own drift
+    density = fbm(rng, HEIGHT, w, 40.0 * SCALE, octaves=5)
+    fade = np.clip(1.0 - np.arange(HEIGHT) / (90.0 * SCALE), 0.0, 1.0)[:, None]  # clouds only high up
     alpha = np.clip((density - 0.5) * 3.0, 0.0, 0.9) * fade
     shade = 0.82 + 0.18 * np.clip(density * 1.4 - 0.3, 0.0, 1.0)
     rgb = shade[..., None] * np.array([1.0, 0.97, 0.95])
@@ -97,12 +99,12 @@ def cloud_layer(rng: np.random.Generator) -> np.ndarray:
 def mountain_layer(rng: np.random.Generator) -> np.ndarray:
     """RGBA far mountains: hazy blue-violet with rocky texture and snowy peaks; depth 0.2."""
     w = layer_width(0.2)
-    skyline = ridge(rng, w, 60.0, base=104.0, amplitude=46.0)
+    skyline = ridge(rng, w, 60.0 * SCALE, base=104.0 * SCALE, amplitude=46.0 * SCALE)
     rows = np.arange(HEIGHT, dtype=np.float32)[:, None]
-    texture = fbm(rng, HEIGHT, w, 6.0, octaves=3)
+    texture = fbm(rng, HEIGHT, w, 6.0 * SCALE, octaves=3)
     rgb = np.array([0.45, 0.50, 0.68]) * (0.8 + 0.35 * texture)[..., None]
     # Snow above a fixed altitude, patchy where the rock texture is dark.
-    snow = np.clip((80.0 - rows) / 6.0, 0.0, 1.0) * np.clip((texture - 0.3) / 0.15, 0.0, 1.0)
+    snow = np.clip((80.0 * SCALE - rows) / (6.0 * SCALE), 0.0, 1.0) * np.clip((texture - 0.3) / 0.15, 0.0, 1.0)
     rgb = rgb + snow[..., None] * (np.array([0.93, 0.94, 0.98]) - rgb)
     return np.dstack([rgb, under_ridge(skyline)]).astype(np.float32)
 
@@ -110,16 +112,16 @@ def mountain_layer(rng: np.random.Generator) -> np.ndarray:
 def hill_layer(rng: np.random.Generator) -> np.ndarray:
     """RGBA wooded hills: textured green with rows of round trees on the crest; depth 0.45."""
     w = layer_width(0.45)
-    skyline = ridge(rng, w, 90.0, base=118.0, amplitude=28.0)
-    texture = fbm(rng, HEIGHT, w, 5.0, octaves=3)
+    skyline = ridge(rng, w, 90.0 * SCALE, base=118.0 * SCALE, amplitude=28.0 * SCALE)
+    texture = fbm(rng, HEIGHT, w, 5.0 * SCALE, octaves=3)
     rgb = np.array([0.30, 0.52, 0.22]) * (0.75 + 0.45 * texture)[..., None]
     alpha = under_ridge(skyline)
     # Trees: dark discs along the crest, lit a little from the sun's side (upper left).
     y, x = np.mgrid[0:HEIGHT, 0:w].astype(np.float32)
-    spots = np.arange(4.0, w, 9.0)
-    for tx in spots + rng.uniform(-3.0, 3.0, len(spots)):
-        radius = rng.uniform(4.0, 7.0)
-        ty = skyline[int(min(tx, w - 1))] + rng.uniform(0.0, 8.0)
+    spots = np.arange(4.0 * SCALE, w, 9.0 * SCALE)
+    for tx in spots + rng.uniform(-3.0, 3.0, len(spots)) * SCALE:
+        radius = rng.uniform(4.0, 7.0) * SCALE
+        ty = skyline[int(min(tx, w - 1))] + rng.uniform(0.0, 8.0) * SCALE
         d = np.hypot(x - tx, y - ty)
         inside = np.clip(radius - d + 0.5, 0.0, 1.0)[..., None]
         lit = np.clip(((tx - x) + (ty - y)) / radius, -1.0, 1.0)[..., None]
@@ -132,29 +134,29 @@ def hill_layer(rng: np.random.Generator) -> np.ndarray:
 def lake_layer(rng: np.random.Generator) -> np.ndarray:
     """RGBA lake band: sky-tinted water with horizontal ripple streaks; depth 0.6."""
     w = layer_width(0.6)
-    ripples = value_noise(rng, HEIGHT * 5, w, 8.0)
+    ripples = value_noise(rng, HEIGHT * 5, w, 8.0 * SCALE)
     ripples = cv2.resize(ripples, (w, HEIGHT), interpolation=cv2.INTER_AREA)  # squash: flat streaks
     rows = np.arange(HEIGHT, dtype=np.float32)[:, None]
-    depth_tint = np.clip((rows - 122.0) / 24.0, 0.0, 1.0)
+    depth_tint = np.clip((rows - 122.0 * SCALE) / (24.0 * SCALE), 0.0, 1.0)
     rgb = ((1 - depth_tint)[..., None] * np.array([0.62, 0.70, 0.85])
            + depth_tint[..., None] * np.array([0.22, 0.38, 0.58])) * (0.85 + 0.3 * ripples)[..., None]
-    alpha = np.broadcast_to(np.clip(rows - 121.5, 0.0, 1.0), (HEIGHT, w))
+    alpha = np.broadcast_to(np.clip(rows - 121.5 * SCALE, 0.0, 1.0), (HEIGHT, w))
     return np.dstack([rgb, alpha]).astype(np.float32)
 
 
 def meadow_layer(rng: np.random.Generator) -> np.ndarray:
     """RGBA meadow: grassy blade texture with scattered flowers; the nearest layer (depth 1)."""
     w = layer_width(1.0)
-    skyline = ridge(rng, w, 120.0, base=153.0, amplitude=7.0)
+    skyline = ridge(rng, w, 120.0 * SCALE, base=153.0 * SCALE, amplitude=7.0 * SCALE)
     # Grass: noise stretched vertically into blades, darker towards the bottom (closer, shadier).
-    blades = cv2.resize(rng.random((HEIGHT // 6, w), dtype=np.float32), (w, HEIGHT),
+    blades = cv2.resize(rng.random((HEIGHT // (6 * SCALE), w), dtype=np.float32), (w, HEIGHT),
                         interpolation=cv2.INTER_LINEAR)
-    patches = fbm(rng, HEIGHT, w, 30.0, octaves=3)
+    patches = fbm(rng, HEIGHT, w, 30.0 * SCALE, octaves=3)
     rgb = np.array([0.38, 0.62, 0.20]) * (0.6 + 0.35 * blades + 0.3 * patches)[..., None]
     # Flowers: small bright dots in a few colours.
     colours = np.array([[0.95, 0.90, 0.30], [0.95, 0.95, 0.95], [0.90, 0.35, 0.45]])
-    for fx, fy, c in zip(rng.uniform(0, w, 140), rng.uniform(155, HEIGHT, 140), rng.integers(0, 3, 140)):
-        cv2.circle(rgb, (int(fx * 4), int(fy * 4)), 5, colours[c].tolist(), -1, cv2.LINE_AA, shift=2)
+    for fx, fy, c in zip(rng.uniform(0, w, 140), rng.uniform(155 * SCALE, HEIGHT, 140), rng.integers(0, 3, 140)):
+        cv2.circle(rgb, (int(fx * 4), int(fy * 4)), 5 * SCALE, colours[c].tolist(), -1, cv2.LINE_AA, shift=2)
     return np.dstack([rgb, under_ridge(skyline)]).astype(np.float32)
 
 
@@ -164,7 +166,7 @@ def draw_boat(rgba: np.ndarray, x: float, y: float, roll: float) -> None:
     """Draw a small sailboat (hull, mast, sails, flag) into an RGBA canvas, waterline centred at x, y."""
     def points(coords: list[tuple[float, float]]) -> np.ndarray:
         c, s = np.cos(roll), np.sin(roll)
-        rotated = [(x + dx * c - dy * s, y + dx * s + dy * c) for dx, dy in coords]
+        rotated = [(x + dx * SCALE * c - dy * SCALE * s, y + dx * SCALE * s + dy * SCALE * c) for dx, dy in coords]
         return (np.array(rotated) * 16).astype(np.int32)  # shift=4: 1/16 px precision
 
     hull = points([(-13, -4), (13, -4), (9, 2), (-9, 2)])
@@ -175,7 +177,7 @@ def draw_boat(rgba: np.ndarray, x: float, y: float, roll: float) -> None:
     mast = points([(0, -4), (0, -31)])
     cv2.fillPoly(rgba, [hull], (0.45, 0.20, 0.10, 1.0), cv2.LINE_AA, shift=4)
     cv2.fillPoly(rgba, [stripe], (0.90, 0.85, 0.70, 1.0), cv2.LINE_AA, shift=4)
-    cv2.line(rgba, tuple(mast[0]), tuple(mast[1]), (0.2, 0.15, 0.1, 1.0), 1, cv2.LINE_AA, shift=4)
+    cv2.line(rgba, tuple(mast[0]), tuple(mast[1]), (0.2, 0.15, 0.1, 1.0), SCALE, cv2.LINE_AA, shift=4)
     cv2.fillPoly(rgba, [sail], (0.97, 0.95, 0.88, 1.0), cv2.LINE_AA, shift=4)
     cv2.fillPoly(rgba, [jib], (0.85, 0.83, 0.78, 1.0), cv2.LINE_AA, shift=4)
     cv2.fillPoly(rgba, [flag], (0.85, 0.15, 0.15, 1.0), cv2.LINE_AA, shift=4)
@@ -184,8 +186,8 @@ def draw_boat(rgba: np.ndarray, x: float, y: float, roll: float) -> None:
 def boat_over(frame: np.ndarray, index: int, pan: float, lake_depth: float) -> np.ndarray:
     """Composite the sailboat and its faint reflection onto the frame."""
     # The boat sails left (world x shrinks) while the camera pans right, bobbing on the swell.
-    x = 250.0 - 0.9 * index - lake_depth * pan
-    waterline = 134.0 + 0.6 * np.sin(index / 5.0)
+    x = (250.0 - 0.9 * index) * SCALE - lake_depth * pan
+    waterline = (134.0 + 0.6 * np.sin(index / 5.0)) * SCALE
     boat = np.zeros((HEIGHT, WIDTH, 4), np.float32)
     draw_boat(boat, x, waterline, roll=0.04 * np.sin(index / 7.0))
     # OpenCV's anti-aliasing blends every channel, leaving edge colours premultiplied; undo that.
@@ -196,7 +198,7 @@ def boat_over(frame: np.ndarray, index: int, pan: float, lake_depth: float) -> n
     depth = min(row + 1, HEIGHT - row - 1)
     reflection[row + 1:row + 1 + depth] = boat[row - depth + 1:row + 1][::-1]
     for k in range(row + 1, row + 1 + depth):
-        reflection[k] = np.roll(reflection[k], int(round(1.2 * np.sin(k * 1.7 + index * 0.8))), axis=0)
+        reflection[k] = np.roll(reflection[k], int(round(1.2 * SCALE * np.sin(k / SCALE * 1.7 + index * 0.8))), axis=0)
     frame = over(frame, reflection * np.array([1.0, 1.0, 1.0, 0.35], np.float32))
     return over(frame, boat)
 
@@ -243,7 +245,7 @@ def shadow_layer(centre_x: float, ground: float, radius: float, darkness: float)
     alpha = np.zeros((HEIGHT, WIDTH), np.float32)
     cv2.ellipse(alpha, (int(centre_x * 16), int(ground * 16)), (int(radius * 16), int(0.32 * radius * 16)),
                 0, 0, 360, darkness, -1, cv2.LINE_AA, shift=4)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.5)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.5 * SCALE)
     return np.dstack([np.zeros((HEIGHT, WIDTH, 3), np.float32), alpha])
 
 
@@ -261,12 +263,12 @@ def paste(patch: np.ndarray, x0: int, y0: int) -> np.ndarray:
 def ball_over(frame: np.ndarray, index: int, pan: float) -> np.ndarray:
     """Composite the beach ball bouncing across the meadow, and its shadow, onto the frame."""
     t = index / FPS
-    radius, ground = 11.0, 168.0
-    world_x = 60.0 + 70.0 * t  # faster than the camera, so it overtakes the view
-    height = 55.0 * abs(np.sin(np.pi * t / 1.1))  # a bounce every 1.1 s
-    x = world_x + 120.0 - pan  # screen x: world minus the meadow's pan
+    radius, ground = 11.0 * SCALE, 168.0 * SCALE
+    world_x = (60.0 + 70.0 * t) * SCALE  # faster than the camera, so it overtakes the view
+    height = 55.0 * SCALE * abs(np.sin(np.pi * t / 1.1))  # a bounce every 1.1 s
+    x = world_x + 120.0 * SCALE - pan  # screen x: world minus the meadow's pan
     # The shadow shrinks and fades as the ball rises.
-    scale = 1.0 - height / 110.0
+    scale = 1.0 - height / (110.0 * SCALE)
     frame = over(frame, shadow_layer(x, ground, radius * scale, 0.6 * scale))
     # Rolling without slipping: turned by distance / radius, clockwise as it moves right.
     return over(frame, ball_layer(x, ground - radius - height, radius, spin=world_x / radius))
@@ -294,11 +296,11 @@ def render_frames(rng: np.random.Generator):
               ("meadow", meadow_layer)]}
     depth = {"sky": 0.02, "clouds": 0.08, "mountains": 0.2, "hills": 0.45, "lake": 0.6, "meadow": 1.0}
     for index in range(N_FRAMES):
-        pan = PAN_PX_PER_FRAME * index
+        pan = PAN_PX_PER_FRAME * SCALE * index
         frame = np.zeros((HEIGHT, WIDTH, 3), np.float32)
         for name in ("sky", "clouds", "mountains", "hills", "lake"):
             # Clouds also drift on the wind, a little against the pan.
-            offset = depth[name] * pan + (0.25 * index if name == "clouds" else 0.0)
+            offset = depth[name] * pan + (0.25 * SCALE * index if name == "clouds" else 0.0)
             frame = over(frame, shifted(layers[name], offset))
         frame = boat_over(frame, index, pan, depth["lake"])
         frame = over(frame, shifted(layers["meadow"], pan))
@@ -377,12 +379,25 @@ def write_clip(path: Path, frames, audio: np.ndarray, *, width: int = WIDTH, hei
 
 
 def main() -> None:
-    """Render the clip and the still, then report their sizes."""
+    """Render the clip and the still (or, with --scale, the clip alone), then report their sizes."""
+    global SCALE, WIDTH, HEIGHT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1,
+                        help="draw the same scene this many times larger (2: 640x360), for measuring at 512 px")
+    parser.add_argument("-o", "--output", type=Path, help="with --scale: where to write the clip")
+    args = parser.parse_args()
+    if args.scale != 1 and args.output is None:
+        parser.error("--scale needs -o: the bundled clip.mp4 stays at 320x180")
+    SCALE, WIDTH, HEIGHT = args.scale, WIDTH * args.scale, HEIGHT * args.scale
     frames = list(render_frames(np.random.default_rng(2016)))
-    clip_path, still_path = HERE / "clip.mp4", HERE / "content.jpg"
-    write_clip(clip_path, frames, melody())
-    Image.fromarray(frames[STILL_FRAME]).save(still_path, quality=92)
-    for path in (clip_path, still_path):
+    clip_path = args.output or HERE / "clip.mp4"
+    write_clip(clip_path, frames, melody(), width=WIDTH, height=HEIGHT)
+    written = [clip_path]
+    if args.scale == 1:
+        still_path = HERE / "content.jpg"
+        Image.fromarray(frames[STILL_FRAME]).save(still_path, quality=92)
+        written.append(still_path)
+    for path in written:
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
