@@ -13,6 +13,8 @@ to exercise the video path of stylereel:
 
 ``content.jpg`` is frame 36 of the clip, the input of the ``image`` command example.
 The outputs are committed; rerun ``python samples/make_clip.py`` only to change them.
+``--scale 2 -o PATH`` writes the same scene drawn at 640x360 to PATH (and no still), for measuring
+at 512 px; its random textures fall differently from the bundled clip's.
 The drawing is seeded and the encoder set to be reproducible, so reruns give the same file
 (other FFmpeg/x264 versions may encode it differently).
 """
@@ -379,12 +381,13 @@ def write_clip(path: Path, frames, audio: np.ndarray, *, width: int = WIDTH, hei
 
 
 def main() -> None:
-    """Render the clip and the still (or, with --scale, the clip alone), then report their sizes."""
+    """Render the clip and the still (or, with -o, the clip alone), then report their sizes."""
     global SCALE, WIDTH, HEIGHT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=1,
                         help="draw the same scene this many times larger (2: 640x360), for measuring at 512 px")
-    parser.add_argument("-o", "--output", type=Path, help="with --scale: where to write the clip")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="write the clip here instead of samples/clip.mp4, and no still")
     args = parser.parse_args()
     if args.scale != 1 and args.output is None:
         parser.error("--scale needs -o: the bundled clip.mp4 stays at 320x180")
@@ -393,7 +396,7 @@ def main() -> None:
     clip_path = args.output or HERE / "clip.mp4"
     write_clip(clip_path, frames, melody(), width=WIDTH, height=HEIGHT)
     written = [clip_path]
-    if args.scale == 1:
+    if args.output is None:  # the bundled pair: the still is a frame of the bundled clip
         still_path = HERE / "content.jpg"
         Image.fromarray(frames[STILL_FRAME]).save(still_path, quality=92)
         written.append(still_path)
