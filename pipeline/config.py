@@ -146,6 +146,10 @@ class Config:
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
     train_crop: int = 256
+    # network: take each crop's style loss on the whole frames' Grams, the optimiser's and the
+    # evaluator's, the crop's part carrying the gradient (off: the crop's own Grams); about a third
+    # more time a step at 512 px, nothing where the crop covers the frame (docs/speed.md, The network engine)
+    train_whole_frame_style: bool = False
     train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)

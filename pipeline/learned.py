@@ -383,6 +383,7 @@ def trained_for(config: Config, styles: list[Path]) -> dict[str, Any]:
         "range_weight": config.range_weight,
         "preserve_colors": PreserveColors(config.preserve_colors).value, "max_side": config.max_side,
         "network_width": config.network_width, "train_iterations": config.train_iterations,
+        "train_whole_frame_style": config.train_whole_frame_style,
     }
 
 

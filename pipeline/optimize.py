@@ -38,6 +38,9 @@ class Targets:
     warped: Tensor | None = None
     mask: Tensor | None = None
     temporal_weight: Tensor | None = None  # this frame's weight when `config.hold_step` sets it, else the config's
+    # Per style layer, the Grams of the whole frames the image is a crop of ((B, C, C), no gradient)
+    # and their number of positions: the style loss is then the whole frames' (`whole_gram`).
+    whole: dict[str, tuple[Tensor, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,9 @@ def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) 
     """Weighted loss terms of `image` and their sum under "total" (Gatys eq. 7, Ruder eq. 8)."""
     layers = (config.content_layer, *config.style_layers)
     features = model(image, tuple(dict.fromkeys(layers)))
+    whole = targets.whole or {}
     style = sum(
-        weight * style_loss(gram_matrix(features[name]), targets.grams[name])
+        weight * style_loss(whole_gram(features[name], whole.get(name)), targets.grams[name])
         for name, weight in zip(config.style_layers, config.style_layer_weights)
     )
     terms = {
@@ -77,6 +81,19 @@ def frame_losses(model: VGG19, image: Tensor, targets: Targets, config: Config) 
         terms["temporal"] = weight * temporal_loss(image, targets.warped, targets.mask)
     terms["total"] = sum(terms.values())
     return terms
+
+
+def whole_gram(features: Tensor, whole: tuple[Tensor, int] | None) -> Tensor:
+    """The Gram matrix of (B, C, h, w) `features`, or with `whole` (the Grams (B, C, C) of the whole
+    frames they are a crop of, and their number of positions) the whole frames' Grams, in which
+    only the crop's part carries a gradient: its value is the whole frames', its gradient that of
+    the whole frames' style loss with respect to the crop (network training, `train.whole_grams`)."""
+    gram = gram_matrix(features)  # (B, C, C)
+    if whole is None:
+        return gram
+    whole_grams, positions = whole
+    share = features.shape[-2] * features.shape[-1] / positions  # the crop's share of the whole's positions
+    return whole_grams + share * (gram - gram.detach())  # (B, C, C)
 
 
 def look(losses: dict[str, float]) -> float:

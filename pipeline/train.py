@@ -8,6 +8,10 @@ occlusions (`sequence.link_back`, the chain's occlusion and photometric checks).
 one pair of consecutive frames of one shot (no pair crosses a cut), the same random crop of both
 (brush strokes keep their scale, and a step costs the crop's size, not the frame's), and one Adam
 step. Texler et al. 2020 train a per-video network on patches too, from painted keyframes.
+Departs from patch training: with `train_whole_frame_style` the crop's style loss is the whole
+frames' (`whole_grams`), which is what the optimiser lowers and the evaluator measures: a crop
+held to the style's Grams on its own paints every region alike, where the optimiser spreads the
+style's textures over the frame so that only the whole frame matches them.
 
 Convention: frames are uint8 (H, W, 3) RGB as the chain sees them (`sequence.chain_view`); images
 on the device are (B, 3, H, W) RGB in [0, 1].
@@ -28,7 +32,7 @@ from torch import Tensor
 from . import flow, io
 from .config import Config
 from .events import Callback, TrainStep
-from .losses import temporal_loss
+from .losses import gram_matrix, temporal_loss
 from .network import TransformNet
 from .optimize import Targets, content_targets, frame_losses, static_graph
 from .sequence import Session, link_back
@@ -91,7 +95,7 @@ def train_network(session: Session, frames: list[np.ndarray], shot_starts: list[
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(step, steps)
             first = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
-            loss = pair_loss(session, network, *sample_pair(config, frames, first, generator))
+            loss = pair_loss(session, network, sample_pair(config, frames, first, generator))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             stepping = True  # the network and Adam change here, the generator changed above
@@ -111,32 +115,65 @@ def train_network(session: Session, frames: list[np.ndarray], shot_starts: list[
     return network.eval()
 
 
-def pair_loss(session: Session, network: TransformNet, contents: Tensor, link: tuple[Tensor, Tensor] | None
-              ) -> Tensor:
+@dataclass(frozen=True)
+class Sample:
+    """What one training step learns from (`sample_pair`)."""
+
+    contents: Tensor  # (B, 3, h, w): the crop of a pair's two frames (B = 2), or of one frame
+    link: tuple[Tensor, Tensor] | None  # the second frame back to the first: flow (1, 2, h, w), mask (1, 1, h, w)
+    whole: Tensor | None = None  # (B, 3, H, W): the whole frames, where the crop is smaller and
+    # `train_whole_frame_style` takes the style loss on them
+
+
+def pair_loss(session: Session, network: TransformNet, sample: Sample) -> Tensor:
     """The training loss of the network's outputs on a crop (`sample_pair`): content, style and TV,
     and the second frame's output held to the first's, warped into it, outside occlusions."""
     config, device = session.config, session.device
-    outputs = network(contents.to(device))  # (B, 3, h, w), B = 2 for a pair
-    targets = Targets(content_targets(session.model, contents.to(device), config), session.grams)
-    loss = frame_losses(session.model, outputs, targets, config)["total"]
-    if link is not None and config.train_temporal_weight > 0:
-        backward, mask = (tensor.to(device) for tensor in link)
+    outputs = network(sample.contents.to(device))  # (B, 3, h, w), B = 2 for a pair
+    whole = None if sample.whole is None else whole_grams(session, network, sample.whole.to(device))
+    targets = Targets(content_targets(session.model, sample.contents.to(device), config), session.grams, whole=whole)
+    terms = frame_losses(session.model, outputs, targets, config)
+    loss = terms["total"]
+    if whole is not None:
+        # The content, TV and temporal terms are means over the crop, the style term is the whole
+        # frames' loss: weigh it by the whole frames' size over the crop's, so the step follows the
+        # whole frames' loss (each of its terms a mean over the whole frames) restricted to the crop.
+        loss = loss + (sample.whole[0, 0].numel() / sample.contents[0, 0].numel() - 1) * terms["style"]
+    if sample.link is not None and config.train_temporal_weight > 0:
+        backward, mask = (tensor.to(device) for tensor in sample.link)
         warped = flow.warp(outputs[:1], backward)
         loss = loss + config.train_temporal_weight * temporal_loss(outputs[1:], warped, mask)
     return loss
 
 
-def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, generator: torch.Generator
-            ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
-    """The crop of a pair's two frames (2, 3, h, w) and the link from the second back to the first
-    (flow (1, 2, h, w), mask (1, 1, h, w)); for no pair, one random frame and no link."""
+def whole_grams(session: Session, network: TransformNet, whole: Tensor) -> dict[str, tuple[Tensor, int]]:
+    """The style Grams of the network's outputs on the `whole` frames (B, 3, H, W), without a
+    gradient, and their number of positions, per style layer (`optimize.whole_gram`). A forward
+    pass of the whole frames each step: about a third more time a step at 512x288 with 256-px
+    crops (docs/speed.md, The network engine)."""
+    with torch.no_grad():
+        features = session.model(network(whole), session.config.style_layers)
+        return {name: (gram_matrix(value), value.shape[-2] * value.shape[-1]) for name, value in features.items()}
+
+
+def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, generator: torch.Generator) -> Sample:
+    """A random crop of the pair (`first`, `first` + 1) of `frames`, with the link from the second
+    back to the first; for no pair, one random frame and no link. With `train_whole_frame_style`,
+    and a crop smaller than the frames, the whole frames too."""
     if first is None:
         index = int(torch.randint(len(frames), (1,), generator=generator))
-        return _crop([io.to_tensor(frames[index])], config.train_crop, generator)[0], None
+        whole = io.to_tensor(frames[index])  # (1, 3, H, W)
+        return Sample(_crop([whole], config.train_crop, generator)[0], None, _whole(config, whole))
     backward, mask = link_back(config.flow, frames[first], frames[first + 1])
-    contents = torch.cat([io.to_tensor(frames[first]), io.to_tensor(frames[first + 1])])  # (2, 3, H, W)
-    contents, backward, mask = _crop([contents, backward, mask], config.train_crop, generator)
-    return contents, (backward, mask * _lands_inside(backward))
+    whole = torch.cat([io.to_tensor(frames[first]), io.to_tensor(frames[first + 1])])  # (2, 3, H, W)
+    contents, backward, mask = _crop([whole, backward, mask], config.train_crop, generator)
+    return Sample(contents, (backward, mask * _lands_inside(backward)), _whole(config, whole))
+
+
+def _whole(config: Config, whole: Tensor) -> Tensor | None:
+    """`whole` where `train_whole_frame_style` asks for it and a crop is smaller than it, else None."""
+    h, w = whole.shape[-2:]
+    return whole if config.train_whole_frame_style and config.train_crop < max(h, w) else None
 
 
 def _crop(tensors: list[Tensor], side: int, generator: torch.Generator) -> list[Tensor]:

@@ -45,10 +45,11 @@ def _loss_on(network, session, frames) -> float:
         return float(frame_losses(session.model, network(contents), targets, session.config)["total"])
 
 
-def test_a_tiny_network_learns_a_4_frame_clip(style):
-    frames = shot_frames((4,), (32, 32))
-    config = replace(TINY, train_iterations=40)
-    session = prepare_session(config, [style], size=(32, 32))
+@pytest.mark.parametrize("size, whole_frame_style", [((32, 32), False), ((64, 40), True)])
+def test_a_tiny_network_learns_a_4_frame_clip(style, size, whole_frame_style):
+    frames = shot_frames((4,), size)  # 32-px crops: the whole frame, or with whole-frame style a part
+    config = replace(TINY, max_side=max(size), train_iterations=40, train_whole_frame_style=whole_frame_style)
+    session = prepare_session(config, [style], size=size[::-1])
     torch.manual_seed(0)
     untrained = TransformNet(width=4)
     before = _loss_on(untrained, session, frames)
@@ -58,10 +59,37 @@ def test_a_tiny_network_learns_a_4_frame_clip(style):
     assert _loss_on(trained, session, frames) < 0.5 * before
 
 
+def test_whole_frame_style_samples_the_whole_frames_only_where_a_crop_is_smaller():
+    frames = shot_frames((2,), (64, 40))
+    whole = replace(TINY, train_whole_frame_style=True)
+    generator = torch.Generator().manual_seed(0)
+    sample = train.sample_pair(whole, frames, 0, generator)
+    assert sample.contents.shape == (2, 3, 32, 32) and sample.whole.shape == (2, 3, 40, 64)
+    assert torch.equal(sample.whole[1], io.to_tensor(frames[1])[0])
+    assert train.sample_pair(TINY, frames, 0, generator).whole is None  # off
+    assert train.sample_pair(replace(whole, train_crop=64), frames, 0, generator).whole is None  # the crop is all
+
+
+def test_with_whole_frame_style_the_style_term_is_the_whole_frames_weighed_by_their_size(style):
+    frames = shot_frames((2,), (64, 40))
+    config = replace(TINY, max_side=64, train_whole_frame_style=True, train_temporal_weight=0.0)
+    session = prepare_session(config, [style], size=(40, 64))
+    sample = train.sample_pair(config, frames, 0, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    network = TransformNet(width=4, n_residual=1)
+    with torch.no_grad():
+        loss = float(train.pair_loss(session, network, sample))
+        crop, whole = ({name: float(value) for name, value in frame_losses(
+            session.model, network(images), Targets(content_targets(session.model, images, config), session.grams),
+            config).items()} for images in (sample.contents, sample.whole))
+    assert loss == pytest.approx(crop["total"] - crop["style"] + (40 * 64) / (32 * 32) * whole["style"], rel=1e-5)
+
+
 def test_the_temporal_term_is_zero_when_the_outputs_equal_their_warped_predecessors():
     still = shot_frames((1,), (32, 32))[0]
     generator = torch.Generator().manual_seed(0)
-    contents, (backward, mask) = train.sample_pair(TINY, [still, still], 0, generator)
+    sample = train.sample_pair(TINY, [still, still], 0, generator)
+    contents, (backward, mask) = sample.contents, sample.link
     network = TransformNet(width=4, n_residual=1).eval()
     with torch.no_grad():
         outputs = network(contents)  # the same frame twice: the same output twice

@@ -6,9 +6,10 @@ import pytest
 import torch
 from conftest import HostReads
 from stylereel.pipeline.config import Config, Optimizer
-from stylereel.pipeline.losses import gram_matrix
+from stylereel.pipeline.losses import gram_matrix, style_loss
 from stylereel.pipeline.model import VGG19
-from stylereel.pipeline.optimize import Optimisation, Targets, content_targets, frame_losses, style_grams, stylize_frame
+from stylereel.pipeline.optimize import (Optimisation, Targets, content_targets, frame_losses, style_grams, stylize_frame,
+                                         whole_gram)
 
 CONFIG = replace(Config(), style_weight=1e-2, tv_weight=0.0)
 
@@ -138,3 +139,19 @@ def test_bf16_convolutions_give_float32_features_close_to_fp32(setup):
         assert rounded[name].dtype == torch.float32
         assert (rounded[name] - exact[name]).norm() / exact[name].norm() < 0.05
     assert image.grad.dtype == torch.float32 and torch.isfinite(image.grad).all()
+
+
+def test_a_crops_whole_gram_has_the_whole_frames_value_and_their_gradient_on_the_crop():
+    torch.manual_seed(0)
+    features = torch.randn(2, 4, 6, 8, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(1, 4, 4, dtype=torch.float64)
+    whole = whole_gram(features[..., 1:4, 2:7], (gram_matrix(features).detach(), 6 * 8))
+    assert torch.allclose(whole, gram_matrix(features))
+    (from_the_crop,) = torch.autograd.grad(style_loss(whole, target), features)
+    (from_the_whole,) = torch.autograd.grad(style_loss(gram_matrix(features), target), features)
+    inside = torch.zeros(features.shape, dtype=torch.bool)
+    inside[..., 1:4, 2:7] = True
+    assert torch.allclose(from_the_crop[inside], from_the_whole[inside])
+    assert not from_the_crop[~inside].any()
+    assert torch.equal(whole_gram(features, None), gram_matrix(features))  # no whole frames: the crop's own
+
