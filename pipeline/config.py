@@ -147,8 +147,8 @@ class Config:
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
     train_crop: int = 256
     # network: take each crop's style loss on the whole frames' Grams, the optimiser's and the
-    # evaluator's, the crop's part carrying the gradient (off: the crop's own Grams); about a third
-    # more time a step at 512 px, nothing where the crop covers the frame (docs/speed.md, The network engine)
+    # evaluator's, the crop's part carrying the gradient (off: the crop's own Grams); 1.8x the time
+    # a step at 512 px, nothing where the crop covers the frame (docs/speed.md, Whole-frame style)
     train_whole_frame_style: bool = False
     train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
