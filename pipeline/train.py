@@ -129,16 +129,17 @@ def pair_loss(session: Session, network: TransformNet, sample: Sample) -> Tensor
     """The training loss of the network's outputs on a crop (`sample_pair`): content, style and TV,
     and the second frame's output held to the first's, warped into it, outside occlusions."""
     config, device = session.config, session.device
-    outputs = network(sample.contents.to(device))  # (B, 3, h, w), B = 2 for a pair
+    contents = sample.contents.to(device)
+    outputs = network(contents)  # (B, 3, h, w), B = 2 for a pair
     whole = None if sample.whole is None else whole_grams(session, network, sample.whole.to(device))
-    targets = Targets(content_targets(session.model, sample.contents.to(device), config), session.grams, whole=whole)
+    targets = Targets(content_targets(session.model, contents, config), session.grams, whole=whole)
     terms = frame_losses(session.model, outputs, targets, config)
     loss = terms["total"]
     if whole is not None:
         # The content, TV and temporal terms are means over the crop, the style term is the whole
         # frames' loss: weigh it by the whole frames' size over the crop's, so the step follows the
         # whole frames' loss (each of its terms a mean over the whole frames) restricted to the crop.
-        loss = loss + (sample.whole[0, 0].numel() / sample.contents[0, 0].numel() - 1) * terms["style"]
+        loss = loss + (sample.whole[0, 0].numel() / contents[0, 0].numel() - 1) * terms["style"]
     if sample.link is not None and config.train_temporal_weight > 0:
         backward, mask = (tensor.to(device) for tensor in sample.link)
         warped = flow.warp(outputs[:1], backward)
