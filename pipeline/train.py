@@ -9,7 +9,7 @@ one pair of consecutive frames of one shot (no pair crosses a cut), the same ran
 (brush strokes keep their scale, and a step costs the crop's size, not the frame's), and one Adam
 step. Texler et al. 2020 train a per-video network on patches too, from painted keyframes.
 Departs from patch training: with `train_whole_frame_style` the crop's style loss is the whole
-frames' (`whole_grams`), which is what the optimiser lowers and the evaluator measures: a crop
+frame's (`whole_grams`, the pair's first), which is what the optimiser lowers and the evaluator measures: a crop
 held to the style's Grams on its own paints every region alike, where the optimiser spreads the
 style's textures over the frame so that only the whole frame matches them.
 
@@ -121,8 +121,8 @@ class Sample:
 
     contents: Tensor  # (B, 3, h, w): the crop of a pair's two frames (B = 2), or of one frame
     link: tuple[Tensor, Tensor] | None  # the second frame back to the first: flow (1, 2, h, w), mask (1, 1, h, w)
-    whole: Tensor | None = None  # (B, 3, H, W): the whole frames, where the crop is smaller and
-    # `train_whole_frame_style` takes the style loss on them
+    whole: Tensor | None = None  # (1, 3, H, W): the first whole frame, where the crop is smaller and
+    # `train_whole_frame_style` takes the style loss on it
 
 
 def pair_loss(session: Session, network: TransformNet, sample: Sample) -> Tensor:
@@ -160,7 +160,7 @@ def whole_grams(session: Session, network: TransformNet, whole: Tensor) -> dict[
 def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, generator: torch.Generator) -> Sample:
     """A random crop of the pair (`first`, `first` + 1) of `frames`, with the link from the second
     back to the first; for no pair, one random frame and no link. With `train_whole_frame_style`,
-    and a crop smaller than the frames, the whole frames too."""
+    and a crop smaller than the frames, the first whole frame too."""
     if first is None:
         index = int(torch.randint(len(frames), (1,), generator=generator))
         whole = io.to_tensor(frames[index])  # (1, 3, H, W)
@@ -172,9 +172,12 @@ def sample_pair(config: Config, frames: list[np.ndarray], first: int | None, gen
 
 
 def _whole(config: Config, whole: Tensor) -> Tensor | None:
-    """`whole` where `train_whole_frame_style` asks for it and a crop is smaller than it, else None."""
+    """The first frame of `whole` where `train_whole_frame_style` asks for it and a crop is smaller
+    than it, else None. One frame's Grams stand for the pair's: on the sample's scene at 512 px two
+    consecutive frames' Grams differ by 0.3-4% of their distance to the style's, and the frames'
+    pass costs half as much (docs/speed.md, Whole-frame style)."""
     h, w = whole.shape[-2:]
-    return whole if config.train_whole_frame_style and config.train_crop < max(h, w) else None
+    return whole[:1] if config.train_whole_frame_style and config.train_crop < max(h, w) else None  # (1, 3, H, W)
 
 
 def _crop(tensors: list[Tensor], side: int, generator: torch.Generator) -> list[Tensor]:

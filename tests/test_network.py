@@ -59,18 +59,19 @@ def test_a_tiny_network_learns_a_4_frame_clip(style, size, whole_frame_style):
     assert _loss_on(trained, session, frames) < 0.5 * before
 
 
-def test_whole_frame_style_samples_the_whole_frames_only_where_a_crop_is_smaller():
+def test_whole_frame_style_samples_the_first_whole_frame_only_where_a_crop_is_smaller():
     frames = shot_frames((2,), (64, 40))
     whole = replace(TINY, train_whole_frame_style=True)
     generator = torch.Generator().manual_seed(0)
     sample = train.sample_pair(whole, frames, 0, generator)
-    assert sample.contents.shape == (2, 3, 32, 32) and sample.whole.shape == (2, 3, 40, 64)
-    assert torch.equal(sample.whole[1], io.to_tensor(frames[1])[0])
+    assert sample.contents.shape == (2, 3, 32, 32) and sample.whole.shape == (1, 3, 40, 64)
+    assert torch.equal(sample.whole, io.to_tensor(frames[0]))
+    assert not torch.equal(sample.whole, io.to_tensor(frames[1]))  # the pair's frames differ
     assert train.sample_pair(TINY, frames, 0, generator).whole is None  # off
     assert train.sample_pair(replace(whole, train_crop=64), frames, 0, generator).whole is None  # the crop is all
 
 
-def test_with_whole_frame_style_the_style_term_is_the_whole_frames_weighed_by_their_size(style):
+def test_with_whole_frame_style_the_style_term_is_the_first_whole_frames_weighed_by_its_size(style):
     frames = shot_frames((2,), (64, 40))
     config = replace(TINY, max_side=64, train_whole_frame_style=True, train_temporal_weight=0.0)
     session = prepare_session(config, [style], size=(40, 64))
