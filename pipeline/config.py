@@ -140,16 +140,16 @@ class Config:
     seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
-    # network: Adam steps of training, one pair of consecutive frames each; 3000 reach the targets of
-    # docs/speed.md at 512 px, --refine 3 included (2000: its content loss 1.1x the optimiser's and more)
-    train_iterations: int = 3000
+    # network: Adam steps of training, one pair of consecutive frames each; with whole-frame style 2000
+    # reach docs/speed.md's bounds at 512 px on the city clip and come within 1% on the sample's (not --refine 3's)
+    train_iterations: int = 2000
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
     train_crop: int = 256
-    # network: take each crop's style loss on the whole frames' Grams, the optimiser's and the
-    # evaluator's, the crop's part carrying the gradient (off: the crop's own Grams); 1.8x the time
+    # network: take each crop's style loss on the whole frame's Grams, the optimiser's and the
+    # evaluator's, the crop's part carrying the gradient (off: the crop's own Grams); 1.4x the time
     # a step at 512 px, nothing where the crop covers the frame (docs/speed.md, Whole-frame style)
-    train_whole_frame_style: bool = False
+    train_whole_frame_style: bool = True
     train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)

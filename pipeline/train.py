@@ -150,8 +150,8 @@ def pair_loss(session: Session, network: TransformNet, sample: Sample) -> Tensor
 def whole_grams(session: Session, network: TransformNet, whole: Tensor) -> dict[str, tuple[Tensor, int]]:
     """The style Grams of the network's outputs on the `whole` frames (B, 3, H, W), without a
     gradient, and their number of positions, per style layer (`optimize.whole_gram`). A forward
-    pass of the whole frames each step: 1.8x the time a step at 512x288 with 256-px crops on a
-    2-core CPU (docs/speed.md, Whole-frame style)."""
+    pass of a whole frame each step: 2.65 s a step against 1.92 s at 512x288 with 256-px crops on
+    a 2-core CPU (docs/speed.md, Whole-frame style)."""
     with torch.no_grad():
         features = session.model(network(whole), session.config.style_layers)
         return {name: (gram_matrix(value), value.shape[-2] * value.shape[-1]) for name, value in features.items()}

@@ -67,7 +67,7 @@ def test_whole_frame_style_samples_the_first_whole_frame_only_where_a_crop_is_sm
     assert sample.contents.shape == (2, 3, 32, 32) and sample.whole.shape == (1, 3, 40, 64)
     assert torch.equal(sample.whole, io.to_tensor(frames[0]))
     assert not torch.equal(sample.whole, io.to_tensor(frames[1]))  # the pair's frames differ
-    assert train.sample_pair(TINY, frames, 0, generator).whole is None  # off
+    assert train.sample_pair(replace(whole, train_whole_frame_style=False), frames, 0, generator).whole is None  # off
     assert train.sample_pair(replace(whole, train_crop=64), frames, 0, generator).whole is None  # the crop is all
 
 
