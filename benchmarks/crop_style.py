@@ -16,24 +16,20 @@ different parts of the style's statistics.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 from stylereel.pipeline import io
 from stylereel.pipeline.config import load_config
-from stylereel.pipeline.model import load_vgg19
+from stylereel.pipeline.evaluate import Evaluator, evaluator, frame_style_content
 from stylereel.pipeline.network import load_network
-from stylereel.pipeline.optimize import Targets, content_targets, frame_losses, style_grams
 
 
-def style_losses(model, image: torch.Tensor, content: torch.Tensor, grams: dict, config, windows: list) -> list[float]:
-    """The style loss of `image` (1, 3, H, W) whole, then of each (top, left, side) window of it."""
+def style_losses(judge: Evaluator, image: torch.Tensor, content: torch.Tensor, windows: list) -> list[float]:
+    """The evaluator's style loss of `image` (1, 3, H, W) whole, then of each (top, left, side) window of it."""
     views = [(image, content)] + [(image[..., t : t + s, l : l + s], content[..., t : t + s, l : l + s])
                                   for t, l, s in windows]
-    with torch.no_grad():
-        return [float(frame_losses(model, view, Targets(content_targets(model, guide, config), grams), config)["style"])
-                for view, guide in views]
+    return [frame_style_content(judge, view, guide)[0] for view, guide in views]
 
 
 def main() -> None:
@@ -45,15 +41,12 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--at", action="append", default=[], metavar="TOP,LEFT")
     args = parser.parse_args()
-    config = replace(load_config(None), content_weight=1.0, style_weight=1.0, tv_weight=0.0, temporal_weight=0.0)
     content = io.to_tensor(io.read_image(args.frame))
     h, w = content.shape[-2:]
     side = min(args.crop, h, w)
     corners = [tuple(map(int, at.split(","))) for at in args.at] or [(0, 0), (0, w - side), ((h - side) // 2, (w - side) // 2)]
     windows = [(top, left, side) for top, left in corners]
-    model = load_vgg19(pooling=config.pooling.value)
-    style = io.to_tensor(io.read_image(args.style, max_side=round(max(h, w) * config.style_scale)))
-    grams = style_grams(model, [style], config.style_blend, config)
+    judge = evaluator([args.style], load_config(None), long_side=max(h, w))
     results = {"content": content} | {path.name: io.to_tensor(io.read_image(path)) for path in args.stylized}
     for path in args.model:
         with torch.no_grad():
@@ -62,7 +55,7 @@ def main() -> None:
     print("| image | whole | " + " | ".join(f"crop at {t},{l} (x whole)" for t, l, _ in windows) + " |")
     print("|---|---|" + "---|" * len(windows))
     for name, image in results.items():
-        whole, *crops = style_losses(model, image, content, grams, config, windows)
+        whole, *crops = style_losses(judge, image, content, windows)
         print(f"| {name} | {whole:.3e} | " + " | ".join(f"{loss:.3e} ({loss / whole:.2f}x)" for loss in crops) + " |")
 
 

@@ -141,7 +141,8 @@ class Config:
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
     # network: Adam steps of training, one pair of consecutive frames each; with whole-frame style 2000
-    # reach docs/speed.md's bounds at 512 px on the city clip and come within 1% on the sample's (not --refine 3's)
+    # reach docs/speed.md's bounds at 512 px on the city clip and miss the style's by 1% on the sample's
+    # (--refine 3 then leaves the content loss at 1.13x on both, over its 1.1x)
     train_iterations: int = 2000
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)

@@ -20,7 +20,7 @@ import torch
 from . import flow, io
 from .config import Config, Flow
 from .errors import InputError
-from .model import load_vgg19
+from .model import VGG19, load_vgg19
 from .optimize import Targets, content_targets, frame_losses, style_grams
 
 
@@ -87,17 +87,37 @@ def _mean_losses(
     callback: Callable[[int], None] | None,
 ) -> tuple[float, float]:
     """Unweighted style and content losses of each output frame against the styles and its content."""
+    judge = evaluator(styles, config, long_side=max(outputs[0].shape[:2]))
+    totals = np.zeros(2)
+    for index, (output, guide) in enumerate(zip(outputs, guides)):
+        totals += frame_style_content(judge, io.to_tensor(output), io.to_tensor(guide))
+        if callback is not None:
+            callback(index + 1)
+    return tuple(totals / len(outputs))
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """What the style and content losses of every evaluated frame share (`evaluator`)."""
+
+    model: VGG19
+    grams: dict[str, torch.Tensor]  # the styles' blended Grams, read at the outputs' long side x style_scale
+    config: Config  # the run's, with unit content and style weights and no TV or temporal term
+
+
+def evaluator(styles: list[Path], config: Config, *, long_side: int) -> Evaluator:
+    """The evaluator for outputs of long side `long_side` px: the VGG and the style Grams of
+    `config`, the losses unweighted. Raises InputError if a style image cannot be read."""
     unweighted = replace(config, content_weight=1.0, style_weight=1.0, tv_weight=0.0, temporal_weight=0.0)
     model = load_vgg19(pooling=config.pooling.value, weights=Path(config.weights) if config.weights else None)
-    long_side = max(outputs[0].shape[:2])
     images = [io.to_tensor(io.read_image(p, max_side=max(16, round(long_side * config.style_scale)))) for p in styles]
-    grams = style_grams(model, images, config.style_blend, unweighted)
-    totals = np.zeros(2)
-    with torch.no_grad():
-        for index, (output, guide) in enumerate(zip(outputs, guides)):
-            targets = Targets(content_targets(model, io.to_tensor(guide), unweighted), grams)
-            losses = frame_losses(model, io.to_tensor(output), targets, unweighted)
-            totals += (losses["style"].item(), losses["content"].item())
-            if callback is not None:
-                callback(index + 1)
-    return tuple(totals / len(outputs))
+    return Evaluator(model, style_grams(model, images, config.style_blend, unweighted), unweighted)
+
+
+@torch.no_grad()
+def frame_style_content(judge: Evaluator, output: torch.Tensor, guide: torch.Tensor) -> tuple[float, float]:
+    """The unweighted style and content loss of `output` (1, 3, H, W) RGB in [0, 1] against the
+    evaluator's styles and `guide`, its content frame (same shape)."""
+    targets = Targets(content_targets(judge.model, guide, judge.config), judge.grams)
+    losses = frame_losses(judge.model, output, targets, judge.config)
+    return losses["style"].item(), losses["content"].item()

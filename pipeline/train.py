@@ -9,9 +9,9 @@ one pair of consecutive frames of one shot (no pair crosses a cut), the same ran
 (brush strokes keep their scale, and a step costs the crop's size, not the frame's), and one Adam
 step. Texler et al. 2020 train a per-video network on patches too, from painted keyframes.
 Departs from patch training: with `train_whole_frame_style` the crop's style loss is the whole
-frame's (`whole_grams`, the pair's first), which is what the optimiser lowers and the evaluator measures: a crop
-held to the style's Grams on its own paints every region alike, where the optimiser spreads the
-style's textures over the frame so that only the whole frame matches them.
+frame's (`whole_grams`, the pair's first), which is what the optimiser lowers and the evaluator
+measures: a crop held to the style's Grams on its own paints every region alike, where the
+optimiser spreads the style's textures over the frame so that only the whole frame matches them.
 
 Convention: frames are uint8 (H, W, 3) RGB as the chain sees them (`sequence.chain_view`); images
 on the device are (B, 3, H, W) RGB in [0, 1].
@@ -137,8 +137,8 @@ def pair_loss(session: Session, network: TransformNet, sample: Sample) -> Tensor
     loss = terms["total"]
     if whole is not None:
         # The content, TV and temporal terms are means over the crop, the style term is the whole
-        # frames' loss: weigh it by the whole frames' size over the crop's, so the step follows the
-        # whole frames' loss (each of its terms a mean over the whole frames) restricted to the crop.
+        # frame's loss: weigh it by the whole frame's size over the crop's, so the step follows the
+        # whole frame's loss (each of its terms a mean over the whole frame) restricted to the crop.
         loss = loss + (sample.whole[0, 0].numel() / contents[0, 0].numel() - 1) * terms["style"]
     if sample.link is not None and config.train_temporal_weight > 0:
         backward, mask = (tensor.to(device) for tensor in sample.link)

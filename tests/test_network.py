@@ -71,7 +71,7 @@ def test_whole_frame_style_samples_the_first_whole_frame_only_where_a_crop_is_sm
     assert train.sample_pair(replace(whole, train_crop=64), frames, 0, generator).whole is None  # the crop is all
 
 
-def test_with_whole_frame_style_the_style_term_is_the_first_whole_frames_weighed_by_its_size(style):
+def test_with_whole_frame_style_the_style_term_is_the_first_whole_frames_weighed_by_its_area(style):
     frames = shot_frames((2,), (64, 40))
     config = replace(TINY, max_side=64, train_whole_frame_style=True, train_temporal_weight=0.0)
     session = prepare_session(config, [style], size=(40, 64))
