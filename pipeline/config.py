@@ -61,7 +61,7 @@ class Init(str, enum.Enum):
 class Precision(str, enum.Enum):
     """Number format of the VGG convolutions; Gram matrices and losses are always float32."""
 
-    auto = "auto"  # bf16 on CUDA, fp32 elsewhere
+    auto = "auto"  # bf16 on CUDA, and for the network engine's training on CPUs with AMX (sequence.trains_in_bf16); fp32 elsewhere
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16 (tensor cores on CUDA; slow on most CPUs)
 
@@ -140,10 +140,10 @@ class Config:
     seam_frames: int = 36  # --ray: frames over which one chunk cross-fades into the next (0: hard seam)
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
-    # network: Adam steps of training, one pair of consecutive frames each; with whole-frame style 2000
-    # reach docs/speed.md's bounds at 512 px on the city clip and miss the style's by 1% on the sample's
-    # (--refine 3 then leaves the content loss at 1.13x on both, over its 1.1x)
-    train_iterations: int = 2000
+    # network: Adam steps of training, one pair of consecutive frames each; 2800 (in bf16 on a CPU with
+    # AMX, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips; --refine 3
+    # then misses its 1.1x bound (docs/speed.md, The network engine)
+    train_iterations: int = 2800
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
     train_crop: int = 256

@@ -11,7 +11,9 @@ Features are taken after the ReLU, as in Gatys et al. (their "conv4_2" is relu4_
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -63,6 +65,15 @@ class VGG19(nn.Module):
         """How the convolutions run: bf16 autocast (features still come out float32) and memory layout."""
         self.bf16, self.channels_last = bf16, channels_last
         return self.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+    @contextlib.contextmanager
+    def bf16_while(self, bf16: bool) -> Iterator[None]:
+        """Within the block the convolutions run in bf16 or not (`bf16`), then as before."""
+        before, self.bf16 = self.bf16, bf16
+        try:
+            yield
+        finally:
+            self.bf16 = before
 
     def preprocess(self, image: Tensor) -> Tensor:
         """Map (B, 3, H, W) RGB [0, 1] to the network's input space; never in place."""

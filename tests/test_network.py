@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_shots_clip, shot_frames, write_bad_model
 from stylereel.cli.main import app
-from stylereel.pipeline import flow, io, run, train
+from stylereel.pipeline import flow, io, run, sequence, train
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import InputError
 from stylereel.pipeline.evaluate import evaluate_video
@@ -245,6 +245,26 @@ def test_bf16_painting_stays_within_a_few_levels_of_fp32():
     bf16 = list(train.paint(network, frames, torch.device("cpu"), bf16=True))
     assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 4 for a, b in zip(fp32, bf16))
     assert any(not np.array_equal(a, b) for a, b in zip(fp32, bf16))  # it really ran in bf16
+
+
+@pytest.mark.parametrize("precision, amx, trains_bf16", [
+    ("auto", True, True), ("auto", False, False), ("fp32", True, False), ("bf16", False, True)])
+def test_training_runs_the_vgg_in_bf16_on_a_cpu_with_amx_and_then_as_the_run_set_it(
+        style, monkeypatch, precision, amx, trains_bf16):
+    monkeypatch.setattr(sequence, "cpu_has_amx", lambda: amx)
+    session = prepare_session(replace(TINY, precision=precision), [style], size=(32, 32))
+    set_by_the_run = session.model.bf16
+    assert set_by_the_run == (precision == "bf16")  # the optimiser (and `refine`) stays fp32 on the CPU by default
+    seen, forward = [], session.model.forward  # the precision of each VGG pass training makes
+
+    def recording(image, layers):
+        seen.append(session.model.bf16)
+        return forward(image, layers)
+
+    monkeypatch.setattr(session.model, "forward", recording)
+    train.train_network(session, shot_frames((2,), (32, 32)), [0], steps=2, emit=lambda event: None)
+    assert seen and set(seen) == {trains_bf16}
+    assert session.model.bf16 == set_by_the_run
 
 
 def test_compiled_painting_pads_the_last_batch_and_matches_eager_painting():
