@@ -111,6 +111,7 @@ Weights = Annotated[Optional[Path], typer.Option(help="A torchvision-format VGG-
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Stats = Annotated[Optional[Path], typer.Option("--stats", help="Write per-frame statistics as JSON here.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last finished frame.")]
+TrainResume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted training from its last saved step.")]
 KeepFrames = Annotated[bool, typer.Option("--keep-frames", help="Keep the work folder of finished frames.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
@@ -385,7 +386,7 @@ def train(
     content_weight: ContentWeight = None, style_weight: StyleWeight = None, tv_weight: TvWeight = None,
     temporal_weight: TemporalWeight = None, flow: FlowOption = None, train_iterations: TrainIterations = None,
     device: DeviceOption = None, seed: Seed = None, weights: Weights = None,
-    overwrite: Overwrite = False, quiet: Quiet = False, debug: Debug = False,
+    overwrite: Overwrite = False, resume: TrainResume = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Train the network engine's network on videos, frame folders or images (each its own shots) and
     save it as a model file, for --model on video, frames and image."""
@@ -394,7 +395,8 @@ def train(
     with _reported(console, _debugging(ctx, debug), target):
         settings = _config(locals())
         with sigterm_as_interrupt(), ProgressView(quiet=quiet, console=console) as view:
-            summary = learned.train_model(inputs, style, target, settings, overwrite=overwrite, callback=view.handle)
+            summary = learned.train_model(inputs, style, target, settings, overwrite=overwrite, resume=resume,
+                                          callback=view.handle)
         if not quiet:
             print_training(console, summary)
 

@@ -70,7 +70,7 @@ class Checkpoint:
         """Refuse to start before any work: OutputError if a checkpoint exists and neither `resume`
         nor `overwrite` is set, ConfigError if resuming with other settings."""
         if self.folder.exists() and not resume and not overwrite:
-            raise OutputError(f"{self.folder}: an interrupted run left its frames here; "
+            raise OutputError(f"{self.folder}: an interrupted run left its work here; "
                               "add --resume to continue it, or --overwrite to start again")
         if resume and self.folder.exists():
             self._check_settings()  # every kind of work folder: local frames, passes, Ray tasks

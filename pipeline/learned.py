@@ -529,31 +529,37 @@ def default_model(first_input: Path) -> Path:
 
 
 def train_model(inputs: list[Path], styles: list[Path], output: Path, config: Config, *, overwrite: bool = False,
-                callback: Callback | None = None) -> TrainSummary:
+                resume: bool = False, callback: Callback | None = None) -> TrainSummary:
     """Train one network on every frame of `inputs` (videos, frame folders, images) and save it to
     `output` with what it was trained for (`trained_for`), for `use_model`. Each input's frames
-    are shots of their own (`shots.scan` per input): no training pair spans two inputs.
+    are shots of their own (`shots.scan` per input): no training pair spans two inputs. Training
+    keeps its state in `<output>.parts/` (`_Work`), as a video run's does; `resume` continues it
+    to the network an uninterrupted run gives, and the folder goes once the model file is written.
 
     Raises:
         InputError: an input or a style cannot be read, or an input has no frames.
-        OutputError: `output` exists (without `overwrite`), is an input, or cannot be written.
-        ConfigError: no styles, or the frames are too small for the losses.
-        Interrupted: on Ctrl-C (nothing is written).
+        OutputError: `output` exists (without `overwrite`), is an input, or cannot be written; or an
+            interrupted run's folder is there (without `resume` or `overwrite`).
+        ConfigError: no styles, the frames are too small for the losses, or `resume` with other settings.
+        Interrupted: on Ctrl-C, saying what is kept for `resume`.
     """
     emit = callback or (lambda event: None)
     began = time.perf_counter()
+    config = dataclasses.replace(config, engine=Engine.network)  # whatever the file says: a resume compares as one
     if not styles:
         raise ConfigError("training needs at least one style image (-s)")
     preflight.check_output(output, overwrite=overwrite, inputs=[*inputs, *styles])
     kinds = [_input_kind(path) for path in inputs]  # each input opens before any is decoded
-    work = _Work(output)  # no work folder: the model file is written at the end
+    work = _Work.of_run(output, config, [*inputs, *styles], None, resume=resume, overwrite=overwrite)
     with work.kept_on_interrupt():
+        work.start(resume=resume, overwrite=overwrite, emit=emit)
         clips = [_decoded(path, kind, config) for path, kind in zip(inputs, kinds)]
         read_styles(config, styles, long_side=max(clips[0][0].shape[:2]))
         clip_starts = tuple(itertools.accumulate([0, *map(len, clips[:-1])]))
         frames = [frame for clip in clips for frame in clip]
         trained = _train(frames, styles, output, config, emit, work, clip_starts=clip_starts, paints=False)
         save_network(output, trained.network, trained_for(config, styles))
+    work.checkpoint.remove()
     height, width = frames[0].shape[:2]
     return TrainSummary(output, len(inputs), len(frames), len(trained.starts), width, height,
                         str(trained.session.device), config.train_iterations, time.perf_counter() - began,

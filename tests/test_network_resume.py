@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_shots_clip, shot_frames
-from stylereel.pipeline import io, run, train
+from stylereel.pipeline import io, learned, run, train
 from stylereel.pipeline.checkpoint import Checkpoint
 from stylereel.pipeline.config import Config
 from stylereel.pipeline.errors import ConfigError, Interrupted, OutputError
 from stylereel.pipeline.events import FrameDone, TrainStep
+from stylereel.pipeline.network import load_network
 from stylereel.pipeline.sequence import prepare_session
+from stylereel.cli.main import app
+from typer.testing import CliRunner
 
 TINY = Config(max_side=32, device="cpu", engine="network", train_iterations=8, train_crop=32, network_width=4)
 
@@ -142,3 +145,44 @@ def test_a_model_run_cannot_resume(tmp_path, style, clip):
     with pytest.raises(ConfigError, match="--resume is not available with --model"):
         run.stylize_video(clip, [style], tmp_path / "out.mkv", TINY, model=tmp_path / "model.safetensors",
                           resume=True)
+
+
+def test_an_interrupted_train_command_resumes_to_the_uninterrupted_model(tmp_path, style, clip):
+    learned.train_model([clip], [style], tmp_path / "whole.safetensors", TINY)
+    output = tmp_path / "out.safetensors"
+    with pytest.raises(Interrupted) as caught:
+        learned.train_model([clip], [style], output, TINY, callback=_stop_at(TrainStep, 5))
+    work = Checkpoint.beside(output)
+    assert str(caught.value) == (f"interrupted while training the network; the training up to step 5 of 8 is kept "
+                                 f"in {work}, run the same command with --resume to finish")
+    assert sorted(path.name for path in work.iterdir()) == ["settings.json", "training.pt"] and not output.exists()
+    with pytest.raises(OutputError, match="--resume"):
+        learned.train_model([clip], [style], output, TINY)
+    with pytest.raises(ConfigError, match="train_iterations"):
+        learned.train_model([clip], [style], output, replace(TINY, train_iterations=9), resume=True)
+    events = []
+    summary = learned.train_model([clip], [style], output, TINY, resume=True, callback=events.append)
+    assert [event.step for event in events if isinstance(event, TrainStep)] == [6, 7, 8]
+    assert summary.steps == 8 and output.exists() and not work.exists()
+    whole, resumed = load_network(tmp_path / "whole.safetensors")[0].state_dict(), load_network(output)[0].state_dict()
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+
+def test_the_train_command_names_the_left_work_and_resumes_it(tmp_path, style, clip):
+    output = tmp_path / "out.safetensors"
+    with pytest.raises(Interrupted):
+        learned.train_model([clip], [style], output, TINY, callback=_stop_at(TrainStep, 3))
+    command = ["train", str(clip), "-s", str(style), "-o", str(output), "--max-side", "32", "--device", "cpu",
+               "--train-iterations", "8", "-c", str(_config_file(tmp_path))]
+    refused = CliRunner().invoke(app, command)
+    assert refused.exit_code == 2 and "--resume" in refused.output and "Traceback" not in refused.output
+    finished = CliRunner().invoke(app, [*command, "--resume"])
+    assert finished.exit_code == 0, finished.output
+    assert output.exists() and not Checkpoint.beside(output).exists()
+
+
+def _config_file(tmp_path):
+    """TINY's network settings as a config file, for the command line."""
+    path = tmp_path / "tiny.toml"
+    path.write_text("train_crop = 32\nnetwork_width = 4\n")
+    return path
