@@ -74,7 +74,7 @@ StopTolerance = Annotated[Optional[float], typer.Option(
 CoarseToFine = Annotated[Optional[bool], typer.Option(
     "--coarse-to-fine/--no-coarse-to-fine", show_default=False,
     help="Start each shot (and an image) small, about 256 px, and double up to the working size, refining at each size.")]
-PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", help="auto = bf16 on CUDA, and for network training on CPUs with AMX; else fp32.")]
+PrecisionOption = Annotated[Optional[Precision], typer.Option("--precision", help="auto = bf16 on CUDA, and for network training on CPUs with bf16 units; else fp32.")]
 Compile = Annotated[Optional[bool], typer.Option(
     "--compile/--no-compile", show_default=False,
     help="torch.compile the loss (--engine network: its painting too): faster after about a minute of compiling.")]

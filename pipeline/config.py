@@ -61,7 +61,7 @@ class Init(str, enum.Enum):
 class Precision(str, enum.Enum):
     """Number format of the VGG convolutions; Gram matrices and losses are always float32."""
 
-    auto = "auto"  # bf16 on CUDA, and for the network engine's training on CPUs with AMX (sequence.trains_in_bf16); fp32 elsewhere
+    auto = "auto"  # bf16 on CUDA, and for the network engine's training on CPUs with bf16 units (sequence.trains_in_bf16); fp32 elsewhere
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16 (tensor cores on CUDA; slow on most CPUs)
 
@@ -141,7 +141,7 @@ class Config:
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
     # network: Adam steps of training, one pair of consecutive frames each; 2800 (in bf16 on a CPU with
-    # AMX, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips; --refine 3
+    # bf16 units, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips; --refine 3
     # then misses its 1.1x bound (docs/speed.md, The network engine)
     train_iterations: int = 2800
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px

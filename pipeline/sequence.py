@@ -71,19 +71,20 @@ def uses_bf16(config: Config, device: torch.device) -> bool:
 
 def trains_in_bf16(config: Config, device: torch.device) -> bool:
     """Whether the network engine's training runs the VGG's convolutions in bf16: as `uses_bf16`,
-    and by default also on a CPU with AMX tiles. There a training step takes about 0.7x the fp32
-    one and the trained network scores as well (docs/speed.md, bf16 training); the optimiser and
-    painting stay fp32 on the CPU, where bf16 did not help them. Not measured on CPUs with
-    AVX512-BF16 alone, so they train in fp32."""
+    and by default also on a CPU that multiplies bf16 in hardware (`cpu_has_bf16`). There a
+    training step takes 0.6-0.7x the fp32 one, and the trained network scores as well
+    (docs/speed.md, bf16 training); the optimiser and painting stay fp32 on the CPU."""
     if config.precision == Precision.auto and device.type == "cpu":
-        return cpu_has_amx()
+        return cpu_has_bf16()
     return uses_bf16(config, device)
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids), which multiply bfloat16
-    matrices in hardware. torch says so only through a private helper; without it, no."""
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 units: AMX tiles (Intel Xeon since Sapphire Rapids) or AVX512-BF16
+    (also AMD Zen 4 and later). Without, torch emulates bf16 and it runs slower than fp32. torch
+    says so only through private helpers; where they are missing, no."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
 def deepest_layer(config: Config) -> str:

@@ -247,11 +247,11 @@ def test_bf16_painting_stays_within_a_few_levels_of_fp32():
     assert any(not np.array_equal(a, b) for a, b in zip(fp32, bf16))  # it really ran in bf16
 
 
-@pytest.mark.parametrize("precision, amx, trains_bf16", [
+@pytest.mark.parametrize("precision, bf16_units, trains_bf16", [
     ("auto", True, True), ("auto", False, False), ("fp32", True, False), ("bf16", False, True)])
-def test_training_runs_the_vgg_in_bf16_on_a_cpu_with_amx_and_then_as_the_run_set_it(
-        style, monkeypatch, precision, amx, trains_bf16):
-    monkeypatch.setattr(sequence, "cpu_has_amx", lambda: amx)
+def test_training_runs_the_vgg_in_bf16_on_a_cpu_with_bf16_units_and_then_as_the_run_set_it(
+        style, monkeypatch, precision, bf16_units, trains_bf16):
+    monkeypatch.setattr(sequence, "cpu_has_bf16", lambda: bf16_units)
     session = prepare_session(replace(TINY, precision=precision), [style], size=(32, 32))
     set_by_the_run = session.model.bf16
     assert set_by_the_run == (precision == "bf16")  # the optimiser (and `refine`) stays fp32 on the CPU by default
