@@ -89,31 +89,31 @@ def train_network(session: Session, frames: list[np.ndarray], shot_starts: list[
         start = resume.step
     began = saved = time.perf_counter()
     done, drawn, stepping = start, generator.get_state(), False  # the last finished step, and the generator then
-    # The losses' VGG in bf16 where that is faster (`trains_in_bf16`); a `refine` after stays as the run sets it.
-    with session.model.bf16_while(trains_in_bf16(config, session.device)):
-        try:
-            for step in range(start, steps):
-                # Sample a pair and a crop, take the losses, and one Adam step.
-                for group in optimiser.param_groups:
-                    group["lr"] = learning_rate(step, steps)
-                first = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
+    bf16 = trains_in_bf16(config, session.device)  # the losses' VGG; a `refine` after runs as the run set it
+    try:
+        for step in range(start, steps):
+            # Sample a pair and a crop, take the losses, and one Adam step.
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(step, steps)
+            first = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
+            with session.model.bf16_while(bf16):  # autocast records each op's dtype: backward follows it
                 loss = pair_loss(session, network, sample_pair(config, frames, first, generator))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                stepping = True  # the network and Adam change here, the generator changed above
-                optimiser.step()
-                done, drawn = step + 1, generator.get_state()
-                stepping = False
-                emit(TrainStep(done, steps, float(loss.detach()), time.perf_counter() - began))
-                # Checkpoint by the clock, not every N steps: a step takes milliseconds on a GPU and
-                # seconds on a CPU, so a clock bounds the work a crash loses without flooding the disk.
-                if save is not None and (done == steps or time.perf_counter() - saved > save_seconds):
-                    save(TrainState(done, network.state_dict(), optimiser.state_dict(), drawn))
-                    saved = time.perf_counter()
-        except KeyboardInterrupt:
-            if save is not None and not stepping and done > start:
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            stepping = True  # the network and Adam change here, the generator changed above
+            optimiser.step()
+            done, drawn = step + 1, generator.get_state()
+            stepping = False
+            emit(TrainStep(done, steps, float(loss.detach()), time.perf_counter() - began))
+            # Checkpoint by the clock, not every N steps: a step takes milliseconds on a GPU and
+            # seconds on a CPU, so a clock bounds the work a crash loses without flooding the disk.
+            if save is not None and (done == steps or time.perf_counter() - saved > save_seconds):
                 save(TrainState(done, network.state_dict(), optimiser.state_dict(), drawn))
-            raise
+                saved = time.perf_counter()
+    except KeyboardInterrupt:
+        if save is not None and not stepping and done > start:
+            save(TrainState(done, network.state_dict(), optimiser.state_dict(), drawn))
+        raise
     return network.eval()
 
 

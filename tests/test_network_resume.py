@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_shots_clip, shot_frames
+from stylereel.cli.main import app
 from stylereel.pipeline import io, learned, run, train
 from stylereel.pipeline.checkpoint import Checkpoint
 from stylereel.pipeline.config import Config
@@ -15,7 +16,6 @@ from stylereel.pipeline.errors import ConfigError, Interrupted, OutputError
 from stylereel.pipeline.events import FrameDone, TrainStep
 from stylereel.pipeline.network import load_network
 from stylereel.pipeline.sequence import prepare_session
-from stylereel.cli.main import app
 from typer.testing import CliRunner
 
 TINY = Config(max_side=32, device="cpu", engine="network", train_iterations=8, train_crop=32, network_width=4)
