@@ -141,8 +141,8 @@ class Config:
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
     # network: Adam steps of training, one pair of consecutive frames each; 2800 (in bf16 on a CPU with
-    # bf16 units, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips; --refine 3
-    # then misses its 1.1x bound (docs/speed.md, The network engine)
+    # bf16 units, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips, and
+    # --refine 3 its 1.1x bound (docs/speed.md, The network engine)
     train_iterations: int = 2800
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
@@ -151,16 +151,19 @@ class Config:
     # evaluator's, the crop's part carrying the gradient (off: the crop's own Grams); 1.4x the time
     # a step at 512 px, nothing where the crop covers the frame (docs/speed.md, Whole-frame style)
     train_whole_frame_style: bool = True
-    train_temporal_weight: float = 1e8  # network: weight of the temporal loss between its outputs on a pair (docs/speed.md)
+    # network: weight of the temporal loss between its outputs on a pair; more holds its strokes still
+    # where the flow is a guess (flat areas) and leaves them unpainted (docs/speed.md, Temporal weight in training)
+    train_temporal_weight: float = 2e7
     network_width: int = 16  # network: channels of its full-resolution layers (4x after the two downsamplings)
     refine: int = 0  # network: then at most this many iterations of the per-frame optimisation on each frame (0: none)
-    # network: --refine weighs the content loss this many times the optimiser does: a few iterations
-    # from the painted frame lower the style loss first and raise the content loss (docs/design.md, departure 24)
-    refine_content_scale: float = 1.075
+    # network: --refine weighs the content loss this many times the optimiser does (above 1: a few
+    # iterations from a painted frame far from the style lower the style loss first and raise the
+    # content loss; docs/design.md, departure 24)
+    refine_content_scale: float = 1.0
     # network: share of the finished frame before, warped along the flow, blended into each painted
     # frame where the flow explains the pixel (within a shot; 0: frames painted on their own); more holds
     # the strokes steadier and leaves them further from the style (docs/speed.md, The network engine)
-    carry: float = 0.4
+    carry: float = 0.6
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),
