@@ -119,7 +119,7 @@ def table(rows: dict[str, dict], base: dict | None) -> str:
             warm += f" ({_thirds(row['warm_thirds'])})"
         lines.append(f"| {name} | {row['train']:.1f} | {row['per_frame']:.3f} | {row['wall']:.1f} | "
                      f"{row['minute'] / 60:.1f} min | {row['style']:.4g} | {row['content']:.4g} | "
-                     f"{row['warp']:.5f} ({row['warp'] / row['content_warp']:.2f}x footage) | {warm} | {ratio} |")
+                     f"{row['warp']:.3e} ({row['warp'] / row['content_warp']:.2f}x footage) | {warm} | {ratio} |")
     return "\n".join(lines)
 
 
