@@ -141,8 +141,8 @@ class Config:
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
     # network: Adam steps of training, one pair of consecutive frames each; 2800 (in bf16 on a CPU with
-    # bf16 units, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips, and
-    # --refine 3 its 1.1x bound (docs/speed.md, The network engine)
+    # bf16 units, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips but
+    # the city clip's warp error (1.01x the optimiser's), and --refine 3 its 1.1x bound (docs/speed.md, The network engine)
     train_iterations: int = 2800
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
