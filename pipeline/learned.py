@@ -215,10 +215,11 @@ def chained(config: Config) -> bool:
 def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, first: int,
               chain: dict[str, Tensor] | None) -> Iterator[tuple[np.ndarray, int, dict[str, Tensor] | None]]:
     """Each painted frame from frame `first` on as the chain finishes it: within a shot, `carry`
-    of the finished frame before it, warped into it, blended in outside occlusions (`train.carried`),
-    then with `refine` at most that many iterations of the per-frame optimisation from there (its
-    content weighed `refine_content_scale` times: docs/design.md, departure 24), held by Ruder's
-    temporal loss to the same warped predecessor, L-BFGS's first step as long as the frame
+    of the finished frame before it, warped into it (bicubically: `flow.warp_sharp`), blended in
+    outside occlusions (`train.carried`), then with `refine` at most that many iterations of the
+    per-frame optimisation from there (its content weighed `refine_content_scale` times:
+    docs/design.md, departure 24), held by Ruder's temporal loss to the frame before warped as the
+    optimiser warps it (bilinearly), L-BFGS's first step as long as the frame
     before ended with (departure 25); with how many iterations it took and what the next frame
     needs, which a resume keeps (None without `refine`: a resume paints again). `chain`: that of
     frame `first - 1`, or None. With neither, the frames as painted."""
@@ -233,8 +234,8 @@ def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, 
         start, link = io.to_tensor(image).to(device), None
         if previous is not None and index not in trained.starts:
             backward, mask = link_back(config.flow, trained.seen[index - 1], trained.seen[index], device)
-            link = flow.warp(previous, backward), mask
-            start = carried(start, *link, share=config.carry)
+            link = flow.warp(previous, backward), mask  # the temporal loss's target, as the optimiser's
+            start = carried(start, flow.warp_sharp(previous, backward), mask, share=config.carry)
         if not config.refine:
             previous = start
             yield io.to_array(start), 0, None
