@@ -141,8 +141,8 @@ class Config:
     # the network engine (pipeline/train.py)
     engine: Engine = Engine.optimize  # optimize: each frame's pixels; network: a network trained on the clip
     # network: Adam steps of training, one pair of consecutive frames each; 2800 (in bf16 on a CPU with
-    # bf16 units, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips but
-    # the city clip's warp error (1.01x the optimiser's), and --refine 3 its 1.1x bound (docs/speed.md, The network engine)
+    # bf16 units, in the time of 2000 in fp32) reach docs/speed.md's bounds at 512 px on both clips,
+    # with and without --refine 3 (docs/speed.md, The network engine)
     train_iterations: int = 2800
     # network: side of the random square each training step crops from a pair, in pixels; at 512 px
     # 256 costs about 4x the time of 128 a step and reaches a far lower style loss (docs/speed.md, The network engine)
@@ -160,10 +160,10 @@ class Config:
     # iterations from a painted frame far from the style lower the style loss first and raise the
     # content loss; docs/design.md, departure 24)
     refine_content_scale: float = 1.0
-    # network: share of the finished frame before, warped along the flow, blended into each painted
-    # frame where the flow explains the pixel (within a shot; 0: frames painted on their own); more holds
-    # the strokes steadier and leaves them further from the style (docs/speed.md, The network engine)
-    carry: float = 0.6
+    # network: share of the finished frame before, warped along the flow (bicubically), blended into
+    # each painted frame where the flow explains the pixel (within a shot; 0: frames painted on their
+    # own); more holds the strokes steadier and the content a little further off (docs/design.md, departure 27)
+    carry: float = 0.8
 
     def __post_init__(self) -> None:
         for name, kind in (("pooling", Pooling), ("optimizer", Optimizer), ("init", Init), ("flow", Flow), ("device", Device),

@@ -234,8 +234,10 @@ def _finished(trained: _Trained, painted: Iterator[np.ndarray], emit: Callback, 
         start, link = io.to_tensor(image).to(device), None
         if previous is not None and index not in trained.starts:
             backward, mask = link_back(config.flow, trained.seen[index - 1], trained.seen[index], device)
-            link = flow.warp(previous, backward), mask  # the temporal loss's target, as the optimiser's
-            start = carried(start, flow.warp_sharp(previous, backward), mask, share=config.carry)
+            if config.carry:
+                start = carried(start, flow.warp_sharp(previous, backward), mask, share=config.carry)
+            if config.refine:  # the temporal loss's target, warped as the optimiser warps it
+                link = flow.warp(previous, backward), mask
         if not config.refine:
             previous = start
             yield io.to_array(start), 0, None
