@@ -39,7 +39,7 @@ def optical_flow(first: np.ndarray, second: np.ndarray, *, method: Flow | str = 
 
 def warp(image: Tensor, flow: Tensor) -> Tensor:
     """Sample `image` (B, C, H, W) at x + flow(x), bilinearly; outside the frame takes the border."""
-    return F.grid_sample(image, _grid(flow.to(image.dtype)), mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(image, _grid(image, flow), mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def warp_sharp(image: Tensor, flow: Tensor) -> Tensor:
@@ -47,15 +47,15 @@ def warp_sharp(image: Tensor, flow: Tensor) -> Tensor:
     again and again, each time into the next frame (the network engine's `carry`). Bilinear sampling
     at a fractional shift averages neighbours, so a frame carried along 10 warps loses its strokes'
     edges a little more with each; the cubic kernel keeps them (docs/design.md, departure 27)."""
-    sampled = F.grid_sample(image, _grid(flow.to(image.dtype)), mode="bicubic", padding_mode="border", align_corners=True)
+    sampled = F.grid_sample(image, _grid(image, flow), mode="bicubic", padding_mode="border", align_corners=True)
     return sampled.clamp(0, 1)  # the cubic kernel's lobes overshoot at an edge
 
 
-def _grid(flow: Tensor) -> Tensor:
-    """Where `warp` samples, as grid_sample wants it: (B, H, W, 2) in [-1, 1], where with
-    align_corners=True -1 and 1 are pixel centres 0 and n-1."""
-    h, w = flow.shape[-2:]
-    x, y = _positions(flow)
+def _grid(image: Tensor, flow: Tensor) -> Tensor:
+    """Where `warp` samples `image`, as grid_sample wants it: (B, H, W, 2) in [-1, 1], where with
+    align_corners=True -1 and 1 are pixel centres 0 and n-1 of the image."""
+    h, w = image.shape[-2:]
+    x, y = _positions(flow.to(image.dtype))
     return torch.stack((2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1), dim=-1)  # (B, H, W, 2)
 
 
